@@ -1,0 +1,618 @@
+//! RTC Edge configuration.
+//!
+//! **Owns**: the TOML file format of `gatewayd`, its schema (the types below), the embedded default
+//! configuration, and validation at load. A value that passes [`Config::parse`] is usable as it is: fields
+//! are newtypes that were checked at the boundary ("parse, don't validate").
+//!
+//! **Never touches**: sockets, the clock, the file system beyond [`Config::load`] reading one file, or any
+//! other crate's types. It is the only crate that knows the file format; everything else receives typed
+//! values.
+//!
+//! Every refusal is a [`ConfigError`] that names the file, the line and column, and the key
+//! (`sip.listen[0].port`), so that an operator can fix the file without guessing.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::net::IpAddr;
+use std::num::NonZeroU16;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The commented default configuration, embedded in the binary. `gatewayd` with no `--config` runs it.
+pub const DEFAULT_TOML: &str = include_str!("../gatewayd.toml");
+
+/// Name under which the embedded default appears in error messages.
+pub const DEFAULT_ORIGIN: &str = "<embedded default config>";
+
+/// The whole `gatewayd` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// SIP signalling.
+    pub sip: SipConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Minimum level written.
+    #[serde(default)]
+    pub level: LogLevel,
+    /// Log phone numbers and URIs in clear instead of redacted.
+    #[serde(default)]
+    pub show_pii: bool,
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default: lifecycle events (listening, stopping) and warnings.
+    #[default]
+    Info,
+    /// Per-message detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    const ALL: [Self; 5] = [Self::Error, Self::Warn, Self::Info, Self::Debug, Self::Trace];
+
+    /// The level as a tracing filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+}
+
+impl TryFrom<String> for LogLevel {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        one_of(&s, &Self::ALL, |l| l.as_str())
+    }
+}
+
+/// Picks the variant whose name is `s`, or explains which names are allowed.
+fn one_of<T: Copy>(s: &str, all: &[T], name: impl Fn(T) -> &'static str) -> Result<T, String> {
+    all.iter().copied().find(|v| name(*v) == s).ok_or_else(|| {
+        let names: Vec<_> = all.iter().map(|v| format!("\"{}\"", name(*v))).collect();
+        format!("unknown value \"{s}\", expected one of {}", names.join(", "))
+    })
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Server header value; `None` means the product default, `Some("")` means no header.
+    #[serde(default)]
+    pub server_header: Option<HeaderText>,
+    /// Sockets to listen on.
+    pub listen: Vec<Listen>,
+}
+
+/// One `[[sip.listen]]` socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// Transport protocol.
+    pub transport: Transport,
+    /// IP address to bind.
+    pub address: IpAddr,
+    /// Port to bind.
+    pub port: Port,
+}
+
+/// SIP transports a listener can serve. Further variants arrive with the transports that implement them,
+/// so that no configuration is accepted that the gateway cannot honour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Transport {
+    /// SIP over UDP (RFC 3261 §18).
+    Udp,
+}
+
+impl Transport {
+    const ALL: [Self; 1] = [Self::Udp];
+
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+        }
+    }
+}
+
+impl TryFrom<String> for Transport {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        one_of(&s, &Self::ALL, |t| t.as_str())
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A fixed TCP/UDP port, 1–65535. Port 0 ("any") is refused: an operator must know where we listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Port(NonZeroU16);
+
+impl Port {
+    /// The port number.
+    pub fn get(self) -> u16 {
+        self.0.get()
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = i64::deserialize(d)?;
+        u16::try_from(raw)
+            .ok()
+            .and_then(NonZeroU16::new)
+            .map(Port)
+            .ok_or_else(|| serde::de::Error::custom(format!("port must be 1-65535, got {raw}")))
+    }
+}
+
+/// Text that goes into a SIP header value: printable, one line, at most 128 bytes. CR, LF and other
+/// control characters are impossible by construction, so configuration can never inject a header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderText(String);
+
+impl HeaderText {
+    /// Longest value accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks `s` and wraps it.
+    pub fn new(s: &str) -> Result<Self, String> {
+        if s.len() > Self::MAX_LEN {
+            return Err(format!(
+                "must be at most {} bytes, got {}",
+                Self::MAX_LEN,
+                s.len()
+            ));
+        }
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "must be one line of printable text, found control character {c:?}"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::new(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a configuration was refused. The operator is at fault; the message says where and what.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read config: {source}")]
+    Read {
+        /// Path as given.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{file}:{line}:{column}: TOML syntax error: {message}")]
+    Syntax {
+        /// Path as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The TOML is well formed but a key or value is wrong.
+    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
+    Invalid {
+        /// Path as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// Dotted key path, e.g. `sip.listen[0].port`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The offending key path, when the error is about one key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The 1-based line, when known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Syntax { line, .. } | Self::Invalid { line, .. } => Some(*line),
+            Self::Read { .. } => None,
+        }
+    }
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn format_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => {
+                out.push_str(&format!("[{i}]"));
+            }
+        }
+    }
+    out
+}
+
+/// 1-based (line, column) of byte offset `at` in `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    // Walk back to a char boundary so slicing cannot panic on a span inside a multi-byte character.
+    let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// Finds the span of the value at `path` in the parsed document, or of the deepest ancestor present.
+fn locate(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
+    let mut span = root.span();
+    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
+    for seg in path {
+        let next = match seg {
+            Seg::Key(k) => table.and_then(|t| {
+                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, value)| {
+                    // For a table, point at its header/key rather than its whole body.
+                    if matches!(value.get_ref(), DeValue::Table(_)) {
+                        (key.span(), value)
+                    } else {
+                        (value.span(), value)
+                    }
+                })
+            }),
+            Seg::Index(i) => array.and_then(|a| a.get(*i)).map(|v| (v.span(), v)),
+        };
+        let Some((found_span, value)) = next else { break };
+        span = found_span;
+        table = None;
+        array = None;
+        match value.get_ref() {
+            DeValue::Table(t) => table = Some(t),
+            DeValue::Array(a) => array = Some(a.as_ref()),
+            _ => {}
+        }
+    }
+    span
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Self {
+        // Invariant: DEFAULT_TOML is part of this crate and a unit test parses it.
+        Self::parse(DEFAULT_TOML, DEFAULT_ORIGIN).expect("embedded default config is valid")
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parses and validates `text`; `origin` names it in errors (a path, or [`DEFAULT_ORIGIN`]).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let root = DeTable::parse(text).map_err(|e| {
+            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+            ConfigError::Syntax {
+                file: origin.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        let deserializer = toml::de::Deserializer::from(root.clone());
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path: Vec<Seg> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
+                })
+                .collect();
+            let inner = e.into_inner();
+            let span = inner.span().unwrap_or_else(|| locate(&root, &path));
+            let (line, column) = line_col(text, span.start);
+            let message = inner.message().trim().to_owned();
+            // Name the unknown key itself even if the path stopped at its table.
+            let key = match unknown_key(&message) {
+                Some(unknown) if path.last() != Some(&Seg::Key(unknown.to_owned())) => {
+                    let mut p = path;
+                    p.push(Seg::Key(unknown.to_owned()));
+                    format_path(&p)
+                }
+                _ if path.is_empty() => "(top level)".to_owned(),
+                _ => format_path(&path),
+            };
+            ConfigError::Invalid {
+                file: origin.to_owned(),
+                line,
+                column,
+                key,
+                message,
+            }
+        })?;
+        config.validate().map_err(|(path, message)| {
+            let (line, column) = line_col(text, locate(&root, &path).start);
+            ConfigError::Invalid {
+                file: origin.to_owned(),
+                line,
+                column,
+                key: format_path(&path),
+                message,
+            }
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that span several keys, after the types have checked each value.
+    fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let listen_path = || vec![Seg::Key("sip".into()), Seg::Key("listen".into())];
+        if self.sip.listen.is_empty() {
+            return Err((listen_path(), "at least one listener is required".into()));
+        }
+        for (i, l) in self.sip.listen.iter().enumerate() {
+            if let Some(j) = self
+                .sip
+                .listen
+                .get(..i)
+                .and_then(|earlier| earlier.iter().position(|e| e == l))
+            {
+                let mut path = listen_path();
+                path.push(Seg::Index(i));
+                return Err((
+                    path,
+                    format!(
+                        "{} {}:{} is already listed as sip.listen[{j}]",
+                        l.transport,
+                        l.address,
+                        l.port.get()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Extracts `foo` from serde's "unknown field `foo`, expected …".
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        Config::parse(text, "test.toml").expect_err("config must be refused")
+    }
+
+    const GOOD: &str = "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = 5060\n";
+
+    #[test]
+    fn embedded_default_parses_and_listens_on_loopback_udp() {
+        let c = Config::embedded_default();
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert!(!c.log.show_pii);
+        assert_eq!(c.sip.server_header, None);
+        assert_eq!(
+            c.sip.listen,
+            vec![Listen {
+                transport: Transport::Udp,
+                address: "127.0.0.1".parse().unwrap(),
+                port: Port(NonZeroU16::new(5060).unwrap())
+            }]
+        );
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(GOOD, "x").unwrap();
+        assert_eq!(c.log, LogConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err("[log]\nlevel = \"info\"\nlevle = \"debug\"\n[sip]\nlisten = []\n");
+        let msg = e.to_string();
+        assert_eq!(e.key(), Some("log.levle"), "{msg}");
+        assert_eq!(e.line(), Some(3), "{msg}");
+        assert!(msg.starts_with("test.toml:3:"), "{msg}");
+        assert!(msg.contains("unknown field `levle`"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_top_level_section() {
+        let e = err(&format!("{GOOD}[media]\nports = 1\n"));
+        assert_eq!(e.key(), Some("media"), "{e}");
+        assert_eq!(e.line(), Some(6), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = err("[log]\nshow_pii = \"yes\"\n[sip]\nlisten = []\n");
+        assert_eq!(e.key(), Some("log.show_pii"), "{e}");
+        assert_eq!(e.line(), Some(2), "{e}");
+        assert!(e.to_string().contains("expected a boolean"), "{e}");
+        let e = err("[log]\nlevel = 3\n[sip]\nlisten = []\n");
+        assert_eq!(e.key(), Some("log.level"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("invalid type: integer `3`, expected a string"),
+            "{e}"
+        );
+        let e = err("[log]\nlevel = \"loud\"\n[sip]\nlisten = []\n");
+        assert!(
+            e.to_string()
+                .contains("expected one of \"error\", \"warn\", \"info\", \"debug\", \"trace\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn port_out_of_range_and_zero_and_string_are_refused() {
+        for (value, expect) in [
+            ("70000", "port must be 1-65535, got 70000"),
+            ("0", "got 0"),
+            ("-1", "got -1"),
+            ("\"5060\"", "invalid type"),
+        ] {
+            let text = GOOD.replace("5060", value);
+            let e = err(&text);
+            assert_eq!(e.key(), Some("sip.listen[0].port"), "{value}: {e}");
+            assert_eq!(e.line(), Some(5), "{value}: {e}");
+            assert!(e.to_string().contains(expect), "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_enum_and_bad_address() {
+        let e = err(&GOOD.replace("\"udp\"", "\"sctp\""));
+        assert_eq!(e.key(), Some("sip.listen[0].transport"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown value \"sctp\", expected one of \"udp\""),
+            "{e}"
+        );
+        assert_eq!(e.line(), Some(3), "{e}");
+        let e = err(&GOOD.replace("127.0.0.1", "localhost"));
+        assert_eq!(e.key(), Some("sip.listen[0].address"), "{e}");
+        assert_eq!(e.line(), Some(4), "{e}");
+    }
+
+    #[test]
+    fn missing_required_section() {
+        let e = err("[log]\nlevel = \"warn\"\n");
+        assert!(e.to_string().contains("missing field `sip`"), "{e}");
+        assert_eq!(e.key(), Some("(top level)"), "{e}");
+    }
+
+    #[test]
+    fn cross_field_errors_point_at_the_entry() {
+        let e = err("[sip]\nlisten = []\n");
+        assert_eq!(e.key(), Some("sip.listen"), "{e}");
+        assert_eq!(e.line(), Some(2), "{e}");
+        let e = err(&format!(
+            "{GOOD}[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = 5060\n"
+        ));
+        assert_eq!(e.key(), Some("sip.listen[1]"), "{e}");
+        assert_eq!(e.line(), Some(6), "{e}"); // its `[[sip.listen]]` header
+        assert!(e.to_string().contains("already listed as sip.listen[0]"), "{e}");
+    }
+
+    #[test]
+    fn header_text_cannot_carry_a_line_break() {
+        let e = err(&format!(
+            "[sip]\nserver_header = \"x\\r\\nVia: evil\"\n{}",
+            GOOD.trim_start_matches("[sip]\n")
+        ));
+        assert_eq!(e.key(), Some("sip.server_header"), "{e}");
+        assert!(e.to_string().contains("control character"), "{e}");
+        let c = Config::parse(
+            &format!(
+                "[sip]\nserver_header = \"\"\n{}",
+                GOOD.trim_start_matches("[sip]\n")
+            ),
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.sip.server_header.as_ref().map(HeaderText::as_str), Some(""));
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = err("[sip\nlisten = []\n");
+        assert!(matches!(e, ConfigError::Syntax { line: 1, .. }), "{e}");
+        assert!(e.to_string().starts_with("test.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_file_is_named() {
+        let e = Config::load(Path::new("/nonexistent/gatewayd.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/gatewayd.toml: cannot read config"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn line_col_is_char_based_and_total() {
+        assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
+        assert_eq!(line_col("ab\ncé\nx", 5), (2, 2)); // inside 'é': walks back to its start
+        assert_eq!(line_col("", 10), (1, 1));
+    }
+}

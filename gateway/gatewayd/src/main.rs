@@ -1,0 +1,138 @@
+//! `gatewayd`, the RTC Edge gateway daemon.
+//!
+//! **Owns**: the process: command line, loading the configuration, logging, the tokio runtime, every
+//! socket, the clock, signals, and the run loops that drive the sans-IO cores (`edge-sip`, later the media
+//! core). It is the only crate that does I/O.
+//!
+//! **Never holds**: protocol logic. A SIP or media rule belongs in a core crate, where it is tested
+//! without sockets or sleeps; this crate only moves bytes and time between the cores and the OS.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod sip_shell;
+
+use std::process::ExitCode;
+
+use edge_config::{Config, DEFAULT_ORIGIN};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Command, Options};
+
+/// Exit status for a bad command line or configuration (sysexits' EX_USAGE/EX_CONFIG spirit, kept simple).
+const EXIT_USAGE: u8 = 2;
+/// Exit status when the gateway could not run (a socket would not bind, …).
+const EXIT_RUNTIME: u8 = 1;
+
+fn main() -> ExitCode {
+    let options = match cli::parse(std::env::args_os()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("gatewayd: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match options.command {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!(
+                "gatewayd {} (RTC Edge, {})",
+                env!("CARGO_PKG_VERSION"),
+                target_triple()
+            );
+            ExitCode::SUCCESS
+        }
+        Command::PrintDefaultConfig => {
+            print!("{}", edge_config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig => match load(&options) {
+            Ok((config, origin)) => {
+                println!(
+                    "gatewayd: config OK: {origin} ({} SIP listener(s))",
+                    config.sip.listen.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run => match load(&options) {
+            Ok((config, origin)) => run(&config, &origin),
+            Err(code) => code,
+        },
+    }
+}
+
+fn load(options: &Options) -> Result<(Config, String), ExitCode> {
+    match &options.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => Ok((c, path.display().to_string())),
+            Err(e) => {
+                eprintln!("gatewayd: {e}");
+                Err(ExitCode::from(EXIT_USAGE))
+            }
+        },
+        None => Ok((Config::embedded_default(), DEFAULT_ORIGIN.to_owned())),
+    }
+}
+
+fn run(config: &Config, origin: &str) -> ExitCode {
+    init_logging(config);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = origin,
+        "RTC Edge gatewayd starting"
+    );
+    // One current-thread runtime runs signalling: SIP is cheap per message and the sans-IO endpoint is
+    // single-owner state. The media plane's threading is decided with the media core.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match runtime.block_on(sip_shell::run(config)) {
+        Ok(stop) => {
+            tracing::info!(signal = stop.signal, stats = ?stop.stats, "stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "gatewayd cannot run");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+/// Logs go to stderr (journald, the PID 1 console, or a terminal). `GATEWAYD_LOG` overrides the level.
+fn init_logging(config: &Config) {
+    let filter = std::env::var("GATEWAYD_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(config.log.level.as_str()));
+    // Colour only on a terminal: journald and the serial console get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
+}
+
+fn target_triple() -> &'static str {
+    if cfg!(all(target_arch = "aarch64", target_env = "musl")) {
+        "aarch64-unknown-linux-musl"
+    } else if cfg!(all(target_arch = "x86_64", target_env = "musl")) {
+        "x86_64-unknown-linux-musl"
+    } else if cfg!(all(target_arch = "x86_64", target_env = "gnu")) {
+        "x86_64-unknown-linux-gnu"
+    } else if cfg!(all(target_arch = "aarch64", target_env = "gnu")) {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        std::env::consts::ARCH
+    }
+}

@@ -1,0 +1,547 @@
+//! The SIP message model the gateway works with.
+//!
+//! A tolerant tokenizer of our own splits a datagram into start line, header fields and body (RFC 3261
+//! §7): compact header names are expanded (`v` → `Via`), folded lines unfolded, and a field that carries
+//! several comma-separated values is kept as written and split on demand ([`Message::values`]). Semantic
+//! checks (mandatory headers, CSeq, Content-Length, Request-URI) are left to the caller, so that a request
+//! that is wrong in one field can still be answered with the right error instead of being dropped.
+
+use std::fmt;
+
+/// Largest message accepted, in bytes (a UDP datagram cannot be larger; streams get the same limit).
+pub const MAX_MESSAGE_LEN: usize = 65_535;
+
+/// A SIP request method. Methods are case-sensitive (RFC 3261 §7.1).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// RFC 3261
+    Invite,
+    /// RFC 3261
+    Ack,
+    /// RFC 3261
+    Bye,
+    /// RFC 3261
+    Cancel,
+    /// RFC 3261
+    Options,
+    /// RFC 3261
+    Register,
+    /// RFC 6086
+    Info,
+    /// RFC 3311
+    Update,
+    /// RFC 3262
+    Prack,
+    /// RFC 6665
+    Subscribe,
+    /// RFC 6665
+    Notify,
+    /// RFC 3515
+    Refer,
+    /// RFC 3428
+    Message,
+    /// RFC 3903
+    Publish,
+    /// Any other syntactically valid method token.
+    Other(String),
+}
+
+impl Method {
+    /// Parses a method token; `None` if it is not a valid RFC 3261 token.
+    pub fn from_token(token: &str) -> Option<Self> {
+        if token.is_empty() || !token.bytes().all(is_token_byte) {
+            return None;
+        }
+        Some(match token {
+            "INVITE" => Self::Invite,
+            "ACK" => Self::Ack,
+            "BYE" => Self::Bye,
+            "CANCEL" => Self::Cancel,
+            "OPTIONS" => Self::Options,
+            "REGISTER" => Self::Register,
+            "INFO" => Self::Info,
+            "UPDATE" => Self::Update,
+            "PRACK" => Self::Prack,
+            "SUBSCRIBE" => Self::Subscribe,
+            "NOTIFY" => Self::Notify,
+            "REFER" => Self::Refer,
+            "MESSAGE" => Self::Message,
+            "PUBLISH" => Self::Publish,
+            other => Self::Other(other.to_owned()),
+        })
+    }
+
+    /// The method as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Invite => "INVITE",
+            Self::Ack => "ACK",
+            Self::Bye => "BYE",
+            Self::Cancel => "CANCEL",
+            Self::Options => "OPTIONS",
+            Self::Register => "REGISTER",
+            Self::Info => "INFO",
+            Self::Update => "UPDATE",
+            Self::Prack => "PRACK",
+            Self::Subscribe => "SUBSCRIBE",
+            Self::Notify => "NOTIFY",
+            Self::Refer => "REFER",
+            Self::Message => "MESSAGE",
+            Self::Publish => "PUBLISH",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 3261 §25.1 `token` characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// Header field names the gateway looks at, with their compact forms expanded; everything else is
+/// [`HeaderName::Other`] and passes through as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HeaderName {
+    /// `Via` / `v`
+    Via,
+    /// `From` / `f`
+    From,
+    /// `To` / `t`
+    To,
+    /// `Call-ID` / `i`
+    CallId,
+    /// `CSeq`
+    CSeq,
+    /// `Max-Forwards`
+    MaxForwards,
+    /// `Contact` / `m`
+    Contact,
+    /// `Content-Length` / `l`
+    ContentLength,
+    /// `Content-Type` / `c`
+    ContentType,
+    /// `Require`
+    Require,
+    /// `Proxy-Require`
+    ProxyRequire,
+    /// `Supported` / `k`
+    Supported,
+    /// `Allow`
+    Allow,
+    /// `Accept`
+    Accept,
+    /// `Route`
+    Route,
+    /// `Record-Route`
+    RecordRoute,
+    /// `User-Agent`
+    UserAgent,
+    /// `Server`
+    Server,
+    /// Any other name, as written.
+    Other(String),
+}
+
+impl HeaderName {
+    /// Maps a field name as received (any case, compact or long form) to a header name.
+    pub fn from_wire(name: &str) -> Self {
+        const KNOWN: &[(&str, Option<&str>, HeaderName)] = &[
+            ("Via", Some("v"), HeaderName::Via),
+            ("From", Some("f"), HeaderName::From),
+            ("To", Some("t"), HeaderName::To),
+            ("Call-ID", Some("i"), HeaderName::CallId),
+            ("CSeq", None, HeaderName::CSeq),
+            ("Max-Forwards", None, HeaderName::MaxForwards),
+            ("Contact", Some("m"), HeaderName::Contact),
+            ("Content-Length", Some("l"), HeaderName::ContentLength),
+            ("Content-Type", Some("c"), HeaderName::ContentType),
+            ("Require", None, HeaderName::Require),
+            ("Proxy-Require", None, HeaderName::ProxyRequire),
+            ("Supported", Some("k"), HeaderName::Supported),
+            ("Allow", None, HeaderName::Allow),
+            ("Accept", None, HeaderName::Accept),
+            ("Route", None, HeaderName::Route),
+            ("Record-Route", None, HeaderName::RecordRoute),
+            ("User-Agent", None, HeaderName::UserAgent),
+            ("Server", None, HeaderName::Server),
+        ];
+        KNOWN
+            .iter()
+            .find(|(long, short, _)| {
+                long.eq_ignore_ascii_case(name) || short.is_some_and(|s| s.eq_ignore_ascii_case(name))
+            })
+            .map_or_else(|| Self::Other(name.to_owned()), |(_, _, h)| h.clone())
+    }
+
+    /// The canonical long form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Via => "Via",
+            Self::From => "From",
+            Self::To => "To",
+            Self::CallId => "Call-ID",
+            Self::CSeq => "CSeq",
+            Self::MaxForwards => "Max-Forwards",
+            Self::Contact => "Contact",
+            Self::ContentLength => "Content-Length",
+            Self::ContentType => "Content-Type",
+            Self::Require => "Require",
+            Self::ProxyRequire => "Proxy-Require",
+            Self::Supported => "Supported",
+            Self::Allow => "Allow",
+            Self::Accept => "Accept",
+            Self::Route => "Route",
+            Self::RecordRoute => "Record-Route",
+            Self::UserAgent => "User-Agent",
+            Self::Server => "Server",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// One header field: name and (unfolded, trimmed) value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Field name.
+    pub name: HeaderName,
+    /// Field value, without leading/trailing whitespace.
+    pub value: String,
+}
+
+/// The first line of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// `Method SP Request-URI SP SIP-Version`
+    Request {
+        /// Method.
+        method: Method,
+        /// Request-URI, as written (checked by the receiver, see [`crate::Endpoint`]).
+        uri: String,
+        /// Version, e.g. `SIP/2.0`.
+        version: String,
+    },
+    /// `SIP-Version SP Status-Code SP Reason-Phrase`
+    Response {
+        /// Status code, 100–699.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+}
+
+/// Why a datagram could not be read as a SIP message at all (nothing can be answered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Larger than [`MAX_MESSAGE_LEN`].
+    TooLarge(usize),
+    /// The start line and headers are not UTF-8.
+    NotUtf8,
+    /// The first line is neither a request line nor a status line.
+    BadStartLine,
+    /// A header line has no colon or an invalid name.
+    BadHeaderLine(usize),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge(n) => write!(f, "message of {n} bytes exceeds {MAX_MESSAGE_LEN}"),
+            Self::NotUtf8 => f.write_str("start line or headers are not UTF-8"),
+            Self::BadStartLine => f.write_str("first line is neither a request line nor a status line"),
+            Self::BadHeaderLine(n) => write!(f, "header line {n} is malformed"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// A tokenized SIP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Request or status line.
+    pub start: StartLine,
+    /// Header fields, in order.
+    pub headers: Vec<Header>,
+    /// Everything after the empty line (see [`Message::frame_datagram_body`]).
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    /// Tokenizes one message. Fails only when the bytes are not recognisably SIP.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ParseError> {
+        if bytes.len() > MAX_MESSAGE_LEN {
+            return Err(ParseError::TooLarge(bytes.len()));
+        }
+        // Leading CRLFs before a message are allowed and ignored (RFC 3261 §7.5).
+        let start = bytes
+            .iter()
+            .position(|b| *b != b'\r' && *b != b'\n')
+            .unwrap_or(bytes.len());
+        let bytes = bytes.get(start..).unwrap_or_default();
+        let (head, body) = split_head(bytes);
+        let head = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;
+        let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+        let first = lines.next().ok_or(ParseError::BadStartLine)?;
+        let start = parse_start_line(first).ok_or(ParseError::BadStartLine)?;
+
+        let mut headers: Vec<Header> = Vec::new();
+        for (i, line) in lines.enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with([' ', '\t']) {
+                // Folded continuation of the previous field (RFC 3261 §7.3.1).
+                let last = headers.last_mut().ok_or(ParseError::BadHeaderLine(i + 2))?;
+                last.value.push(' ');
+                last.value.push_str(line.trim());
+                continue;
+            }
+            let (name, value) = line.split_once(':').ok_or(ParseError::BadHeaderLine(i + 2))?;
+            let name = name.trim_end();
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                return Err(ParseError::BadHeaderLine(i + 2));
+            }
+            headers.push(Header {
+                name: HeaderName::from_wire(name),
+                value: value.trim().to_owned(),
+            });
+        }
+        Ok(Self {
+            start,
+            headers,
+            body: body.to_vec(),
+        })
+    }
+
+    /// The method, for a request.
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// Value of the first field named `name`.
+    pub fn header(&self, name: &HeaderName) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
+    }
+
+    /// Every comma-separated value of every field named `name`, in order (RFC 3261 §7.3.1). Commas
+    /// inside quoted strings and angle brackets do not split.
+    pub fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |h| &h.name == name)
+            .flat_map(|h| split_list(&h.value))
+    }
+
+    /// Applies Content-Length to a message that arrived in one datagram (RFC 3261 §18.3): extra bytes are
+    /// discarded; a body shorter than announced, or an unreadable Content-Length, is an error (`Err` holds
+    /// the reason for a 400).
+    pub fn frame_datagram_body(&mut self) -> Result<(), &'static str> {
+        let Some(raw) = self.header(&HeaderName::ContentLength) else {
+            return Ok(());
+        };
+        let len: usize = raw.parse().map_err(|_| "invalid Content-Length")?;
+        if len > self.body.len() {
+            return Err("body shorter than Content-Length");
+        }
+        self.body.truncate(len);
+        Ok(())
+    }
+}
+
+/// Splits at the first empty line; without one, everything is head.
+fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let crlf = find(bytes, b"\r\n\r\n").map(|i| (i, 4));
+    let lf = find(bytes, b"\n\n").map(|i| (i, 2));
+    let cut = match (crlf, lf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    match cut {
+        Some((i, n)) => (
+            bytes.get(..i).unwrap_or_default(),
+            bytes.get(i + n..).unwrap_or_default(),
+        ),
+        None => (bytes, &[]),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_start_line(line: &str) -> Option<StartLine> {
+    let mut parts = line.splitn(3, ' ');
+    let a = parts.next()?;
+    let b = parts.next()?;
+    let c = parts.next()?;
+    if a.starts_with("SIP/") {
+        // Status line.
+        if b.len() != 3 {
+            return None;
+        }
+        let code: u16 = b.parse().ok()?;
+        if !(100..=699).contains(&code) {
+            return None;
+        }
+        return Some(StartLine::Response {
+            code,
+            reason: c.to_owned(),
+        });
+    }
+    if b.is_empty() || c.contains(' ') || !c.starts_with("SIP/") {
+        return None;
+    }
+    Some(StartLine::Request {
+        method: Method::from_token(a)?,
+        uri: b.to_owned(),
+        version: c.to_owned(),
+    })
+}
+
+/// Splits a header value at top-level commas (not inside `"…"` or `<…>`), trimming each item.
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut items = Vec::new();
+    let (mut quoted, mut angle, mut escaped, mut from) = (false, false, false, 0);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                items.push(value.get(from..i).unwrap_or_default());
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(value.get(from..).unwrap_or_default());
+    items.into_iter().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Value of header parameter `name` (e.g. `tag`) in a name-addr/addr-spec field such as From or To:
+/// parameters after the `>` when the URI is in angle brackets, otherwise after the URI.
+/// `Some(None)` for a parameter without a value.
+pub fn header_param<'a>(value: &'a str, name: &str) -> Option<Option<&'a str>> {
+    let params = match value.rfind('>') {
+        Some(i) => value.get(i + 1..)?,
+        None => value.split_once(';').map(|(_, p)| p)?,
+    };
+    params
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .find_map(|p| {
+            let (k, v) = match p.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (p, None),
+            };
+            k.eq_ignore_ascii_case(name).then_some(v)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &str = "OPTIONS sip:gw@192.0.2.1 SIP/2.0\r\n\
+        v: SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK1;rport, SIP/2.0/UDP 203.0.113.9;branch=z9hG4bK0\r\n\
+        Via: SIP/2.0/TCP 203.0.113.10;branch=z9hG4bKx\r\n\
+        From: \"Doe, John\" <sip:john@example.com>;tag=abc\r\n\
+        t: <sip:gw@192.0.2.1>\r\n\
+        i: call-1\r\n\
+        CSeq: 1\r\n  OPTIONS\r\n\
+        l: 4\r\n\
+        \r\n\
+        bodyEXTRA";
+
+    #[test]
+    fn compact_forms_folding_and_lists() {
+        let mut m = Message::parse(OPTIONS.as_bytes()).unwrap();
+        assert_eq!(m.method(), Some(&Method::Options));
+        assert_eq!(m.header(&HeaderName::CallId), Some("call-1"));
+        assert_eq!(m.header(&HeaderName::CSeq), Some("1 OPTIONS"));
+        let vias: Vec<_> = m.values(&HeaderName::Via).collect();
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK1;rport",
+                "SIP/2.0/UDP 203.0.113.9;branch=z9hG4bK0",
+                "SIP/2.0/TCP 203.0.113.10;branch=z9hG4bKx"
+            ]
+        );
+        // The quoted comma in From does not split it.
+        assert_eq!(m.values(&HeaderName::From).count(), 1);
+        m.frame_datagram_body().unwrap();
+        assert_eq!(m.body, b"body");
+    }
+
+    #[test]
+    fn content_length_longer_than_body_is_an_error() {
+        let mut m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+        assert_eq!(m.frame_datagram_body(), Err("body shorter than Content-Length"));
+        let mut m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n").unwrap();
+        assert_eq!(m.frame_datagram_body(), Err("invalid Content-Length"));
+    }
+
+    #[test]
+    fn status_line_and_unknown_method() {
+        let m = Message::parse(b"SIP/2.0 486 Busy Here\r\nCall-ID: x\r\n\r\n").unwrap();
+        assert_eq!(
+            m.start,
+            StartLine::Response {
+                code: 486,
+                reason: "Busy Here".into()
+            }
+        );
+        let m = Message::parse(b"FROBNICATE sip:a@b SIP/2.0\r\n\r\n").unwrap();
+        assert_eq!(m.method(), Some(&Method::Other("FROBNICATE".into())));
+    }
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        for bad in [
+            &b""[..],
+            b"\r\n\r\n",
+            b"hello",
+            b"SIP/2.0 99 Too Low\r\n\r\n",
+            b"SIP/2.0 2000 X\r\n\r\n",
+            b"INV@TE sip:a SIP/2.0\r\n\r\n",
+            b"INVITE sip:a HTTP/1.1\r\n\r\n",
+            b"OPTIONS sip:a SIP/2.0\r\nno colon here\r\n\r\n",
+            b"OPTIONS sip:a SIP/2.0\r\n continuation first\r\n\r\n",
+            b"OPTIONS sip:a SIP/2.0\r\nVia\xff: x\r\n\r\n",
+        ] {
+            assert!(Message::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            Message::parse(&vec![b'a'; MAX_MESSAGE_LEN + 1]),
+            Err(ParseError::TooLarge(65_536))
+        );
+    }
+
+    #[test]
+    fn header_params() {
+        assert_eq!(
+            header_param("<sip:a@b;tag=uri>;tag=hdr", "tag"),
+            Some(Some("hdr"))
+        );
+        assert_eq!(header_param("<sip:a@b;tag=uri>", "tag"), None);
+        assert_eq!(header_param("sip:a@b;TAG=x ; lr", "tag"), Some(Some("x")));
+        assert_eq!(header_param("sip:a@b;lr", "lr"), Some(None));
+        assert_eq!(header_param("sip:a@b", "tag"), None);
+    }
+}
