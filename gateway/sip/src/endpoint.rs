@@ -10,44 +10,12 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use crate::message::{HeaderName, Message, Method, StartLine, header_param};
+use crate::transport::{Datagram, Transmit, Transport};
 use crate::uri::{SipUri, UriError};
 use crate::via::Via;
 
 /// Methods this endpoint serves today (the `Allow` header).
 pub const ALLOW: &str = "OPTIONS";
-
-/// Transport a datagram arrived on / leaves by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// UDP.
-    Udp,
-}
-
-/// A received datagram.
-#[derive(Debug, Clone, Copy)]
-pub struct Datagram<'a> {
-    /// Transport it arrived on.
-    pub transport: Transport,
-    /// Our address it arrived at (the listener).
-    pub local: SocketAddr,
-    /// The sender.
-    pub remote: SocketAddr,
-    /// The bytes.
-    pub payload: &'a [u8],
-}
-
-/// A datagram to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Transport to send by.
-    pub transport: Transport,
-    /// Our address to send from (the listener the request came in on).
-    pub local: SocketAddr,
-    /// Where to.
-    pub destination: SocketAddr,
-    /// The bytes.
-    pub payload: Vec<u8>,
-}
 
 /// Construction parameters.
 #[derive(Debug, Clone)]

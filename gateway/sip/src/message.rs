@@ -360,6 +360,71 @@ impl Message {
     }
 }
 
+impl Message {
+    /// Serializes the message: start line, headers in order with canonical names, a Content-Length
+    /// computed from the body (any Content-Length header present is replaced), the body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            String::with_capacity(256 + self.headers.iter().map(|h| h.value.len() + 24).sum::<usize>());
+        match &self.start {
+            StartLine::Request { method, uri, version } => {
+                out.push_str(method.as_str());
+                out.push(' ');
+                out.push_str(uri);
+                out.push(' ');
+                out.push_str(version);
+            }
+            StartLine::Response { code, reason } => {
+                out.push_str("SIP/2.0 ");
+                out.push_str(&code.to_string());
+                out.push(' ');
+                out.push_str(reason);
+            }
+        }
+        out.push_str("\r\n");
+        for h in self
+            .headers
+            .iter()
+            .filter(|h| h.name != HeaderName::ContentLength)
+        {
+            out.push_str(h.name.as_str());
+            out.push_str(": ");
+            out.push_str(&h.value);
+            out.push_str("\r\n");
+        }
+        out.push_str("Content-Length: ");
+        out.push_str(&self.body.len().to_string());
+        out.push_str("\r\n\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    /// Replaces the first Via value (which may share a header line with others) with `via`.
+    /// Returns false if the message has no Via.
+    pub fn replace_top_via(&mut self, via: &str) -> bool {
+        let Some(h) = self.headers.iter_mut().find(|h| h.name == HeaderName::Via) else {
+            return false;
+        };
+        let rest: Vec<&str> = split_list(&h.value).skip(1).collect();
+        let mut value = via.to_owned();
+        for r in rest {
+            value.push_str(", ");
+            value.push_str(r);
+        }
+        h.value = value;
+        true
+    }
+
+    /// Appends a header field.
+    pub fn push_header(&mut self, name: HeaderName, value: impl Into<String>) {
+        self.headers.push(Header {
+            name,
+            value: value.into(),
+        });
+    }
+}
+
 /// Splits at the first empty line; without one, everything is head.
 fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
     let crlf = find(bytes, b"\r\n\r\n").map(|i| (i, 4));
@@ -531,6 +596,36 @@ mod tests {
             Message::parse(&vec![b'a'; MAX_MESSAGE_LEN + 1]),
             Err(ParseError::TooLarge(65_536))
         );
+    }
+
+    #[test]
+    fn encode_round_trips_and_recomputes_content_length() {
+        let mut m = Message::parse(OPTIONS.as_bytes()).unwrap();
+        m.frame_datagram_body().unwrap();
+        let bytes = m.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(
+            text.starts_with("OPTIONS sip:gw@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.7:5062"),
+            "{text}"
+        );
+        assert!(text.ends_with("Content-Length: 4\r\n\r\nbody"), "{text}");
+        assert_eq!(text.matches("Content-Length").count(), 1);
+        let mut again = Message::parse(&bytes).unwrap();
+        again.frame_datagram_body().unwrap();
+        assert_eq!(again.body, m.body);
+        assert_eq!(again.values(&HeaderName::Via).count(), 3);
+    }
+
+    #[test]
+    fn replace_top_via_keeps_the_others() {
+        let mut m = Message::parse(OPTIONS.as_bytes()).unwrap();
+        assert!(m.replace_top_via("SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnew"));
+        let vias: Vec<_> = m.values(&HeaderName::Via).collect();
+        assert_eq!(vias.len(), 3);
+        assert_eq!(vias[0], "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnew");
+        assert_eq!(vias[1], "SIP/2.0/UDP 203.0.113.9;branch=z9hG4bK0");
+        let mut empty = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\n\r\n").unwrap();
+        assert!(!empty.replace_top_via("x"));
     }
 
     #[test]
