@@ -88,7 +88,11 @@ fn run(config: &Config, origin: &str) -> ExitCode {
     );
     // One current-thread runtime runs signalling: SIP is cheap per message and the sans-IO endpoint is
     // single-owner state. The media plane's threading is decided with the media core.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");

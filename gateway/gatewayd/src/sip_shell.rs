@@ -7,8 +7,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use edge_config::{Config, Transport as ConfigTransport};
+use edge_sip::transaction::TimerConfig;
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
@@ -76,7 +78,11 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
         Some(s) => Some(s.as_str().to_owned()),
     };
     let tag_secret = getrandom::u64().map_err(ShellError::Entropy)?;
-    let mut endpoint = Endpoint::new(EndpointConfig { server, tag_secret });
+    let mut endpoint = Endpoint::new(EndpointConfig {
+        server,
+        tag_secret,
+        timers: TimerConfig::default(),
+    });
 
     let (tx, mut rx) = mpsc::channel::<Received>(QUEUE);
     let receivers: Vec<_> = sockets
@@ -90,13 +96,19 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
     tracing::info!(listeners = sockets.len(), "ready");
 
     let signal = loop {
+        // The core says when it next needs time; the shell is the one place that reads the clock.
+        let wake = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
+            () = sleep_until(wake), if wake.is_some() => {
+                endpoint.handle_timeout(now());
+                send_all(&mut endpoint, &sockets).await;
+            }
             received = rx.recv() => {
                 let Some(r) = received else { break "listeners closed" };
-                let Some((socket, local)) = sockets.get(r.listener) else { continue };
-                let outcome = endpoint.handle_datagram(Datagram {
+                let Some((_, local)) = sockets.get(r.listener) else { continue };
+                let outcome = endpoint.handle_datagram(now(), Datagram {
                     transport: Transport::Udp,
                     local: *local,
                     remote: r.remote,
@@ -111,12 +123,7 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
                         tracing::debug!(remote = %r.remote, reason = %why, "dropped malformed datagram");
                     }
                 }
-                while let Some(t) = endpoint.poll_transmit() {
-                    let out = sockets.iter().find(|(_, l)| *l == t.local).map_or(socket, |(s, _)| s);
-                    if let Err(e) = out.send_to(&t.payload, t.destination).await {
-                        tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
-                    }
-                }
+                send_all(&mut endpoint, &sockets).await;
             }
         }
     };
@@ -128,6 +135,31 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
         signal,
         stats: endpoint.stats(),
     })
+}
+
+/// The clock, read here and handed to the cores.
+#[allow(clippy::disallowed_methods)] // the shell is where time is read; cores receive it
+fn now() -> Instant {
+    Instant::now()
+}
+
+async fn sleep_until(wake: Option<tokio::time::Instant>) {
+    if let Some(at) = wake {
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// Sends everything the endpoint has queued, each from the listener it names.
+async fn send_all(endpoint: &mut Endpoint, sockets: &[(Arc<UdpSocket>, SocketAddr)]) {
+    while let Some(t) = endpoint.poll_transmit() {
+        let Some((socket, _)) = sockets.iter().find(|(_, l)| *l == t.local) else {
+            tracing::warn!(local = %t.local, "no listener for an outgoing SIP message");
+            continue;
+        };
+        if let Err(e) = socket.send_to(&t.payload, t.destination).await {
+            tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
+        }
+    }
 }
 
 /// Reads datagrams from one socket until the signalling task goes away.

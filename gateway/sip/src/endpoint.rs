@@ -1,21 +1,26 @@
-//! The SIP endpoint: datagrams in, datagrams out.
+//! The SIP endpoint: datagrams and time in, datagrams, timers and outcomes out.
 //!
-//! Until the transaction layer and the B2BUA land, the endpoint is a correct stateless UAS (RFC 3261
-//! §8.2): it answers `OPTIONS` with `200 OK` (capabilities, §11.2), answers what it cannot serve with the
-//! error a UAS owes (501, 481, 416, 420, 505, 400), absorbs `ACK`, ignores stray responses and CRLF
-//! keepalives, and counts everything in [`Stats`]. Responses are routed by the top Via ([`crate::via`]).
+//! Every request runs through the [`TransactionLayer`], so retransmissions are absorbed or answered
+//! from the transaction (RFC 3261 §17) and INVITEs get `100 Trying` and Timer G/H. Until the dialog
+//! layer and the B2BUA land, the transaction user here is a correct UAS of its own (§8.2): `OPTIONS` →
+//! `200 OK` with our capabilities (§11.2); CANCEL and BYE → 481 (no such call); anything else → 501;
+//! malformed but answerable requests → the error [`crate::validate`] names; ACKs and stray responses are
+//! absorbed; CRLF keepalives ignored; everything counted in [`Stats`].
 
-use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::net::SocketAddr;
+use std::time::Instant;
 
 use crate::message::{HeaderName, Message, Method, StartLine, header_param};
-use crate::transport::{Datagram, Transmit, Transport};
-use crate::uri::{SipUri, UriError};
+use crate::transaction::{Route, TimerConfig, TransactionLayer, TxEvent, TxId, response_for};
+use crate::transport::{Datagram, Transmit};
+use crate::validate::{self, Rejection};
 use crate::via::Via;
 
 /// Methods this endpoint serves today (the `Allow` header).
 pub const ALLOW: &str = "OPTIONS";
+
+/// Option tags we implement (`Supported`, and what `Require` may ask for). None yet.
+pub const SUPPORTED: &[&str] = &[];
 
 /// Construction parameters.
 #[derive(Debug, Clone)]
@@ -25,14 +30,16 @@ pub struct EndpointConfig {
     /// Secret mixed into generated To-tags so they cannot be predicted; supplied by the shell from the
     /// OS random source (the core never reads one).
     pub tag_secret: u64,
+    /// T1, T2, T4.
+    pub timers: TimerConfig,
 }
 
 /// Counters; the shell exposes them in logs and, later, metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Requests read.
+    /// Requests read (retransmissions included).
     pub requests: u64,
-    /// Responses we sent.
+    /// Responses we originated (transaction retransmissions not counted).
     pub responses_sent: u64,
     /// Requests answered with an error because they were malformed (400, 416, 505).
     pub malformed_answered: u64,
@@ -40,23 +47,25 @@ pub struct Stats {
     pub malformed_dropped: u64,
     /// Responses received with no client transaction to deliver them to.
     pub stray_responses: u64,
-    /// `ACK`s absorbed.
+    /// `ACK`s received.
     pub acks: u64,
     /// Whitespace-only keepalive datagrams (RFC 5626 §4.4.1 style CRLF pings).
     pub keepalives: u64,
+    /// Transactions that timed out (Timer B, F or H).
+    pub timeouts: u64,
 }
 
 /// What happened to one input, for the shell's logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A response was queued.
+    /// A new request was answered.
     Answered {
         /// Request method.
         method: Method,
         /// Status code sent.
         code: u16,
     },
-    /// Nothing to send (ACK, stray response, keepalive).
+    /// Nothing new to answer (retransmission, ACK, stray response, keepalive).
     Absorbed,
     /// Dropped; the reason names what was wrong.
     Dropped(String),
@@ -66,7 +75,7 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Endpoint {
     config: EndpointConfig,
-    transmits: VecDeque<Transmit>,
+    transactions: TransactionLayer,
     stats: Stats,
 }
 
@@ -76,9 +85,10 @@ impl Endpoint {
         if let Some(s) = &mut config.server {
             s.retain(|c| !c.is_control());
         }
+        let transactions = TransactionLayer::new(config.timers);
         Self {
             config,
-            transmits: VecDeque::new(),
+            transactions,
             stats: Stats::default(),
         }
     }
@@ -88,13 +98,29 @@ impl Endpoint {
         self.stats
     }
 
+    /// Live transactions.
+    pub fn transactions(&self) -> usize {
+        self.transactions.len()
+    }
+
     /// The next datagram to send, if any. Drain after every `handle_*`.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transactions.poll_transmit()
+    }
+
+    /// When [`Self::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.transactions.poll_timeout()
+    }
+
+    /// Fires the timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.transactions.handle_timeout(now);
+        self.drain_events(now, None);
     }
 
     /// Feeds one received datagram.
-    pub fn handle_datagram(&mut self, d: Datagram<'_>) -> Outcome {
+    pub fn handle_datagram(&mut self, now: Instant, d: Datagram<'_>) -> Outcome {
         if d.payload.iter().all(u8::is_ascii_whitespace) {
             self.stats.keepalives += 1;
             return Outcome::Absorbed;
@@ -103,102 +129,113 @@ impl Endpoint {
             Ok(m) => m,
             Err(e) => return self.drop_malformed(e.to_string()),
         };
-        // Framing first (it trims the body); a framing error is answered once the response can be routed.
+        let route = Route {
+            transport: d.transport,
+            local: d.local,
+            remote: d.remote,
+        };
         let framing = msg.frame_datagram_body();
-        let (method, uri, version) = match &msg.start {
+        let verdict = match &msg.start {
             StartLine::Response { .. } => {
-                self.stats.stray_responses += 1;
+                // Only transaction matching needs a response to be readable; a bad one is just stray.
+                if self.transactions.handle_message(now, msg, route).is_err() {
+                    self.stats.stray_responses += 1;
+                }
+                self.drain_events(now, None);
                 return Outcome::Absorbed;
             }
-            StartLine::Request { method, uri, version } => (method.clone(), uri.clone(), version.clone()),
-        };
-        self.stats.requests += 1;
-
-        // Without a readable top Via and the dialog-identifying fields no response can be formed.
-        let Some(top) = msg.values(&HeaderName::Via).next() else {
-            return self.drop_malformed("request without Via".into());
-        };
-        let Ok(top) = Via::parse(top) else {
-            return self.drop_malformed("unreadable top Via".into());
-        };
-        let (destination, top_via) = top.response_route(d.remote);
-        for h in [
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
-            if msg.header(&h).is_none_or(str::is_empty) {
-                return self.drop_malformed(format!("request without {}", h.as_str()));
-            }
-        }
-        if method == Method::Ack {
-            self.stats.acks += 1;
-            return Outcome::Absorbed;
-        }
-        let reply = Reply {
-            msg: &msg,
-            top_via: &top_via,
-            local: d.local,
-            destination,
-            transport: d.transport,
-        };
-
-        if version != "SIP/2.0" {
-            return self.answer_malformed(&reply, &method, 505, "Version Not Supported", &[]);
-        }
-        if let Err(why) = check_cseq(&msg, &method) {
-            return self.answer_malformed(&reply, &method, 400, &format!("Bad Request ({why})"), &[]);
-        }
-        if let Some(mf) = msg.header(&HeaderName::MaxForwards)
-            && mf.parse::<u8>().is_err()
-        {
-            return self.answer_malformed(&reply, &method, 400, "Bad Request (invalid Max-Forwards)", &[]);
-        }
-        if let Err(why) = check_request_uri(&uri) {
-            return match why {
-                UriProblem::Scheme => {
-                    self.answer_malformed(&reply, &method, 416, "Unsupported URI Scheme", &[])
+            StartLine::Request { .. } => {
+                self.stats.requests += 1;
+                if let Err(why) = validate::answerable(&msg) {
+                    return self.drop_malformed(why);
                 }
-                UriProblem::Syntax => {
-                    self.answer_malformed(&reply, &method, 400, "Bad Request (malformed Request-URI)", &[])
+                if msg.method() == Some(&Method::Ack) {
+                    self.stats.acks += 1;
                 }
-            };
+                match framing {
+                    Err(why) => Err(Rejection {
+                        code: 400,
+                        reason: format!("Bad Request ({why})"),
+                        headers: vec![],
+                    }),
+                    Ok(()) => validate::check_request(&msg, SUPPORTED),
+                }
+            }
+        };
+        if let Err(e) = self.transactions.handle_message(now, msg, route) {
+            return self.drop_malformed(format!("{e:?}"));
         }
-        if let Err(why) = framing {
-            return self.answer_malformed(&reply, &method, 400, &format!("Bad Request ({why})"), &[]);
-        }
-        // RFC 3261 §8.2.2.3: we implement no option tags yet, so any Require is unsupported (not on CANCEL).
-        if method != Method::Cancel {
-            let required: Vec<&str> = msg.values(&HeaderName::Require).collect();
-            if !required.is_empty() {
-                let unsupported = required.join(", ");
-                return self.answer(
-                    &reply,
-                    &method,
-                    420,
-                    "Bad Extension",
-                    &[("Unsupported", &unsupported)],
-                );
+        self.drain_events(now, Some(verdict)).unwrap_or(Outcome::Absorbed)
+    }
+
+    /// Hands the transaction layer's events to the TU logic. `verdict` is the validation result of the
+    /// request just fed in, applied to the new server transaction it created (if any).
+    fn drain_events(&mut self, now: Instant, mut verdict: Option<Result<(), Rejection>>) -> Option<Outcome> {
+        let mut outcome = None;
+        while let Some(event) = self.transactions.poll_event() {
+            match event {
+                TxEvent::Request {
+                    tx: Some(tx),
+                    request,
+                    ..
+                } => {
+                    let v = verdict.take().unwrap_or(Ok(()));
+                    outcome = Some(self.serve(now, tx, &request, v));
+                }
+                // ACKs to our 2xx (none yet) and ACKs matching nothing.
+                TxEvent::Request { tx: None, .. } => {}
+                TxEvent::StrayResponse { .. } => self.stats.stray_responses += 1,
+                // No client transactions yet: responses cannot arrive for one.
+                TxEvent::Response { .. } => {}
+                TxEvent::Timeout { .. } => self.stats.timeouts += 1,
+                TxEvent::Terminated { .. } => {}
             }
         }
-        match method {
-            Method::Options => self.answer(
-                &reply,
-                &method,
-                200,
-                "OK",
-                &[
-                    ("Allow", ALLOW),
-                    ("Accept", "application/sdp"),
-                    ("Accept-Encoding", "identity"),
-                ],
-            ),
-            // No dialog or transaction exists for these to act on (RFC 3261 §9.2, §15.1.2).
-            Method::Cancel | Method::Bye => {
-                self.answer(&reply, &method, 481, "Call/Transaction Does Not Exist", &[])
+        outcome
+    }
+
+    /// The UAS logic for one new request.
+    fn serve(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        verdict: Result<(), Rejection>,
+    ) -> Outcome {
+        let method = request.method().cloned().unwrap_or(Method::Other(String::new()));
+        let (code, reason, headers) = match verdict {
+            Err(r) => {
+                if r.code != 420 {
+                    self.stats.malformed_answered += 1;
+                }
+                (r.code, r.reason, r.headers)
             }
-            _ => self.answer(&reply, &method, 501, "Not Implemented", &[("Allow", ALLOW)]),
+            Ok(()) => match method {
+                Method::Options => (
+                    200,
+                    "OK".to_owned(),
+                    vec![
+                        (HeaderName::Allow, ALLOW.to_owned()),
+                        (HeaderName::Accept, "application/sdp".to_owned()),
+                        (HeaderName::Other("Accept-Encoding".into()), "identity".to_owned()),
+                    ],
+                ),
+                // No dialog or transaction exists for these to act on (RFC 3261 §9.2, §15.1.2).
+                Method::Cancel | Method::Bye => (481, "Call/Transaction Does Not Exist".to_owned(), vec![]),
+                _ => (
+                    501,
+                    "Not Implemented".to_owned(),
+                    vec![(HeaderName::Allow, ALLOW.to_owned())],
+                ),
+            },
+        };
+        let response = self.build_response(request, code, &reason, headers);
+        match self.transactions.respond(now, tx, &response) {
+            Ok(()) => {
+                self.stats.responses_sent += 1;
+                Outcome::Answered { method, code }
+            }
+            Err(e) => Outcome::Dropped(format!("cannot respond: {e:?}")),
         }
     }
 
@@ -207,72 +244,31 @@ impl Endpoint {
         Outcome::Dropped(why)
     }
 
-    fn answer_malformed(
-        &mut self,
-        r: &Reply<'_>,
-        method: &Method,
+    /// §8.2.6.2: the response copies Via, From, To, Call-ID, CSeq; we add a To-tag and our headers.
+    fn build_response(
+        &self,
+        request: &Message,
         code: u16,
         reason: &str,
-        extra: &[(&str, &str)],
-    ) -> Outcome {
-        self.stats.malformed_answered += 1;
-        self.answer(r, method, code, reason, extra)
-    }
-
-    fn answer(
-        &mut self,
-        r: &Reply<'_>,
-        method: &Method,
-        code: u16,
-        reason: &str,
-        extra: &[(&str, &str)],
-    ) -> Outcome {
-        let payload = self.build_response(r, code, reason, extra);
-        self.transmits.push_back(Transmit {
-            transport: r.transport,
-            local: r.local,
-            destination: r.destination,
-            payload,
-        });
-        self.stats.responses_sent += 1;
-        Outcome::Answered {
-            method: method.clone(),
-            code,
+        extra: Vec<(HeaderName, String)>,
+    ) -> Message {
+        let mut response = response_for(request, code, reason);
+        if let Some(to) = response.headers.iter_mut().find(|h| h.name == HeaderName::To)
+            && header_param(&to.value, "tag").is_none()
+        {
+            to.value = format!("{};tag={}", to.value, self.to_tag(request));
         }
-    }
-
-    /// RFC 3261 §8.2.6.2: Via (all, top one stamped), From, To (+ tag), Call-ID, CSeq copied.
-    fn build_response(&self, r: &Reply<'_>, code: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<u8> {
-        let msg = r.msg;
-        let mut out = String::with_capacity(512);
-        out.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
-        out.push_str(&format!("Via: {}\r\n", r.top_via));
-        for via in msg.values(&HeaderName::Via).skip(1) {
-            out.push_str(&format!("Via: {via}\r\n"));
-        }
-        let from = msg.header(&HeaderName::From).unwrap_or_default();
-        let to = msg.header(&HeaderName::To).unwrap_or_default();
-        let call_id = msg.header(&HeaderName::CallId).unwrap_or_default();
-        let cseq = msg.header(&HeaderName::CSeq).unwrap_or_default();
-        out.push_str(&format!("From: {from}\r\n"));
-        if header_param(to, "tag").is_some() {
-            out.push_str(&format!("To: {to}\r\n"));
-        } else {
-            out.push_str(&format!("To: {to};tag={}\r\n", self.to_tag(msg)));
-        }
-        out.push_str(&format!("Call-ID: {call_id}\r\nCSeq: {cseq}\r\n"));
         for (name, value) in extra {
-            out.push_str(&format!("{name}: {value}\r\n"));
+            response.push_header(name, value);
         }
         if let Some(server) = self.config.server.as_deref().filter(|s| !s.is_empty()) {
-            out.push_str(&format!("Server: {server}\r\n"));
+            response.push_header(HeaderName::Server, server);
         }
-        out.push_str("Content-Length: 0\r\n\r\n");
-        out.into_bytes()
+        response
     }
 
-    /// A To-tag that is the same for retransmissions of one request (so a stateless answer stays
-    /// consistent, RFC 3261 §8.2.6.2) and unpredictable without the secret.
+    /// A To-tag that is the same for retransmissions of one request (RFC 3261 §8.2.6.2) and unpredictable
+    /// without the secret.
     fn to_tag(&self, msg: &Message) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.config.tag_secret.hash(&mut h);
@@ -290,61 +286,12 @@ impl Endpoint {
     }
 }
 
-/// Everything needed to address a response.
-struct Reply<'a> {
-    msg: &'a Message,
-    top_via: &'a str,
-    local: SocketAddr,
-    destination: SocketAddr,
-    transport: Transport,
-}
-
-/// CSeq = 1*DIGIT LWS Method, number < 2^31, method equal to the request's (RFC 3261 §8.1.1.5).
-fn check_cseq(msg: &Message, method: &Method) -> Result<(), &'static str> {
-    let cseq = msg.header(&HeaderName::CSeq).unwrap_or_default();
-    let mut parts = cseq.split_whitespace();
-    let number = parts
-        .next()
-        .and_then(|n| n.parse::<u32>().ok())
-        .ok_or("invalid CSeq number")?;
-    if number >= 1 << 31 {
-        return Err("CSeq number too large");
-    }
-    let m = parts.next().ok_or("CSeq without method")?;
-    if parts.next().is_some() || m != method.as_str() {
-        return Err("CSeq method does not match the request");
-    }
-    Ok(())
-}
-
-enum UriProblem {
-    Scheme,
-    Syntax,
-}
-
-/// SIP and SIPS URIs must follow the RFC 3261 grammar; `tel:` is accepted (RFC 3966); anything else is
-/// an unsupported scheme (RFC 3261 §8.2.2.1).
-fn check_request_uri(uri: &str) -> Result<(), UriProblem> {
-    match SipUri::parse(uri) {
-        Ok(_) => Ok(()),
-        Err(UriError::Scheme) => match uri.split_once(':') {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("tel") => {
-                if rest.is_empty() || rest.contains(|c: char| c.is_whitespace() || c.is_control()) {
-                    Err(UriProblem::Syntax)
-                } else {
-                    Ok(())
-                }
-            }
-            Some(_) => Err(UriProblem::Scheme),
-            None => Err(UriProblem::Syntax),
-        },
-        Err(_) => Err(UriProblem::Syntax),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::transport::Transport;
 
     const LOCAL: &str = "192.0.2.1:5060";
     const REMOTE: &str = "198.51.100.7:40000";
@@ -353,19 +300,28 @@ mod tests {
         Endpoint::new(EndpointConfig {
             server: Some("RTC-Edge/test".into()),
             tag_secret: 42,
+            timers: TimerConfig::default(),
         })
     }
 
+    /// Feeds `text` at `now`; returns the outcome and every datagram sent.
+    fn feed_at(ep: &mut Endpoint, now: Instant, text: &str) -> (Outcome, Vec<Transmit>) {
+        let outcome = ep.handle_datagram(
+            now,
+            Datagram {
+                transport: Transport::Udp,
+                local: LOCAL.parse().unwrap(),
+                remote: REMOTE.parse().unwrap(),
+                payload: text.as_bytes(),
+            },
+        );
+        (outcome, std::iter::from_fn(|| ep.poll_transmit()).collect())
+    }
+
     fn feed(ep: &mut Endpoint, text: &str) -> (Outcome, Option<Transmit>) {
-        let outcome = ep.handle_datagram(Datagram {
-            transport: Transport::Udp,
-            local: LOCAL.parse().unwrap(),
-            remote: REMOTE.parse().unwrap(),
-            payload: text.as_bytes(),
-        });
-        let t = ep.poll_transmit();
-        assert_eq!(ep.poll_transmit(), None, "at most one response per request");
-        (outcome, t)
+        let (o, mut sent) = feed_at(ep, crate::test_epoch(), text);
+        assert!(sent.len() <= 1, "one response expected: {sent:?}");
+        (o, sent.pop())
     }
 
     fn request(method: &str, extra: &str) -> String {
@@ -385,6 +341,13 @@ mod tests {
 
     fn text(t: &Transmit) -> String {
         String::from_utf8(t.payload.clone()).unwrap()
+    }
+
+    fn code_of(t: &Transmit) -> u16 {
+        match Message::parse(&t.payload).unwrap().start {
+            StartLine::Response { code, .. } => code,
+            StartLine::Request { .. } => panic!("sent a request"),
+        }
     }
 
     #[test]
@@ -422,8 +385,7 @@ mod tests {
             Some("\"Alice\" <sip:alice@example.com>;tag=f1")
         );
         let to = r.header(&HeaderName::To).unwrap();
-        let tag = header_param(to, "tag").flatten().unwrap();
-        assert_eq!(tag.len(), 16);
+        assert_eq!(header_param(to, "tag").flatten().unwrap().len(), 16);
         assert_eq!(r.header(&HeaderName::CallId), Some("c1@10.0.0.5"));
         assert_eq!(r.header(&HeaderName::CSeq), Some("7 OPTIONS"));
         assert_eq!(r.header(&HeaderName::Allow), Some(ALLOW));
@@ -432,12 +394,76 @@ mod tests {
         assert_eq!(r.header(&HeaderName::ContentLength), Some("0"));
         assert!(text(&t).ends_with("\r\n\r\n"));
 
-        // A retransmission gets the same To-tag; another request a different one.
-        let (_, again) = feed(&mut ep, &request("OPTIONS", ""));
+        // A retransmission is answered from the transaction: same bytes, no new answer.
+        let (again_outcome, again) = feed(&mut ep, &request("OPTIONS", ""));
+        assert_eq!(again_outcome, Outcome::Absorbed);
         assert_eq!(again.unwrap().payload, t.payload);
-        let (_, other) = feed(&mut ep, &request("OPTIONS", "").replace("c1@", "c2@"));
+        // Another request gets another tag.
+        let (_, other) = feed(
+            &mut ep,
+            &request("OPTIONS", "")
+                .replace("c1@", "c2@")
+                .replace("bKabc", "bKab2"),
+        );
+        let tag = header_param(to, "tag").flatten().unwrap();
         assert!(!text(&other.unwrap()).contains(tag));
-        assert_eq!(ep.stats().responses_sent, 3);
+        assert_eq!(ep.stats().responses_sent, 2);
+        assert_eq!(ep.stats().requests, 3);
+    }
+
+    #[test]
+    fn transactions_end_after_timer_j() {
+        let mut ep = endpoint();
+        let t0 = crate::test_epoch();
+        feed_at(&mut ep, t0, &request("OPTIONS", ""));
+        assert_eq!(ep.transactions(), 1);
+        let deadline = ep.poll_timeout().unwrap();
+        assert_eq!(deadline, t0 + Duration::from_secs(32), "Timer J = 64·T1 over UDP");
+        ep.handle_timeout(deadline);
+        assert_eq!((ep.transactions(), ep.poll_timeout()), (0, None));
+    }
+
+    #[test]
+    fn invite_gets_100_then_501_retransmitted_until_ack() {
+        let mut ep = endpoint();
+        let t0 = crate::test_epoch();
+        let (outcome, sent) = feed_at(&mut ep, t0, &request("INVITE", ""));
+        assert_eq!(
+            outcome,
+            Outcome::Answered {
+                method: Method::Invite,
+                code: 501
+            }
+        );
+        assert_eq!(sent.iter().map(code_of).collect::<Vec<_>>(), [100, 501]);
+        let final_501 = sent[1].clone();
+        // Timer G retransmits the 501 at T1.
+        ep.handle_timeout(ep.poll_timeout().unwrap());
+        assert_eq!(ep.poll_transmit().unwrap().payload, final_501.payload);
+        // The ACK (same branch, To-tag from our response) stops it; Timer I then ends the transaction.
+        let to = Message::parse(&final_501.payload)
+            .unwrap()
+            .header(&HeaderName::To)
+            .unwrap()
+            .to_owned();
+        let ack = request("ACK", "").replace("To: <sip:gw@192.0.2.1>", &format!("To: {to}"));
+        let (o, sent) = feed_at(&mut ep, t0 + Duration::from_millis(600), &ack);
+        assert_eq!((o, sent.len()), (Outcome::Absorbed, 0));
+        assert_eq!(ep.stats().acks, 1);
+        ep.handle_timeout(t0 + Duration::from_secs(10));
+        assert_eq!((ep.transactions(), ep.poll_transmit()), (0, None));
+        assert_eq!(ep.stats().timeouts, 0);
+    }
+
+    #[test]
+    fn missing_ack_times_out_on_timer_h() {
+        let mut ep = endpoint();
+        let t0 = crate::test_epoch();
+        feed_at(&mut ep, t0, &request("INVITE", ""));
+        ep.handle_timeout(t0 + Duration::from_secs(60));
+        let resent = std::iter::from_fn(|| ep.poll_transmit()).count();
+        assert!(resent >= 5, "Timer G kept retransmitting: {resent}");
+        assert_eq!((ep.transactions(), ep.stats().timeouts), (0, 1));
     }
 
     #[test]
@@ -445,6 +471,7 @@ mod tests {
         let mut ep = Endpoint::new(EndpointConfig {
             server: Some(String::new()),
             tag_secret: 1,
+            timers: TimerConfig::default(),
         });
         let req = request("OPTIONS", "").replace("To: <sip:gw@192.0.2.1>", "To: <sip:gw@192.0.2.1>;tag=mine");
         let (_, t) = feed(&mut ep, &req);
@@ -456,8 +483,8 @@ mod tests {
     #[test]
     fn error_responses_a_uas_owes() {
         let cases = [
-            (request("INVITE", ""), 501),
             (request("FOO", ""), 501),
+            (request("REGISTER", ""), 501),
             (request("BYE", ""), 481),
             (request("CANCEL", ""), 481),
             (request("OPTIONS", "Require: 100rel, timer\r\n"), 420),
@@ -501,9 +528,10 @@ mod tests {
                 panic!("{req}: {outcome:?}")
             };
             assert_eq!(got, code, "{req}");
-            let r = Message::parse(&t.unwrap().payload).unwrap();
-            assert!(matches!(r.start, StartLine::Response { code: c, .. } if c == code));
+            let t = t.unwrap();
+            assert_eq!(code_of(&t), code);
             if code == 420 {
+                let r = Message::parse(&t.payload).unwrap();
                 assert_eq!(
                     r.header(&HeaderName::Other("Unsupported".into())),
                     Some("100rel, timer")
@@ -535,24 +563,25 @@ mod tests {
         assert_eq!(
             feed(
                 &mut ep,
-                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\n\r\n"
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\n\r\n"
             ),
             (Outcome::Absorbed, None)
         );
+        assert_eq!(feed(&mut ep, "SIP/2.0 200 OK\r\n\r\n"), (Outcome::Absorbed, None));
         assert_eq!(feed(&mut ep, "\r\n\r\n"), (Outcome::Absorbed, None));
         let s = ep.stats();
         assert_eq!(
             (s.acks, s.stray_responses, s.keepalives, s.responses_sent),
-            (1, 1, 1, 0)
+            (1, 2, 1, 0)
         );
     }
 
     #[test]
     fn unanswerable_garbage_is_dropped_and_counted() {
         let mut ep = endpoint();
-        let no_via =
-            request("OPTIONS", "").replace("Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKabc;rport\r\n", "");
-        let no_via = no_via.replace("Via: SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKdef\r\n", "");
+        let no_via = request("OPTIONS", "")
+            .replace("Via: SIP/2.0/UDP 10.0.0.5:5062;branch=z9hG4bKabc;rport\r\n", "")
+            .replace("Via: SIP/2.0/UDP 203.0.113.9;branch=z9hG4bKdef\r\n", "");
         for bad in [
             "hello world".to_owned(),
             no_via,
@@ -564,5 +593,6 @@ mod tests {
             assert_eq!(t, None);
         }
         assert_eq!(ep.stats().malformed_dropped, 4);
+        assert_eq!(ep.transactions(), 0);
     }
 }

@@ -37,6 +37,7 @@ pub mod pii;
 pub mod transaction;
 pub mod transport;
 pub mod uri;
+pub mod validate;
 pub mod via;
 
 pub use endpoint::{Endpoint, EndpointConfig, Outcome, Stats};
