@@ -129,15 +129,18 @@ pub struct Listen {
 pub enum Transport {
     /// SIP over UDP (RFC 3261 §18).
     Udp,
+    /// SIP over TCP (RFC 3261 §18), Content-Length framed, CRLF keepalives (RFC 5626).
+    Tcp,
 }
 
 impl Transport {
-    const ALL: [Self; 1] = [Self::Udp];
+    const ALL: [Self; 2] = [Self::Udp, Self::Tcp];
 
     /// The name used in the file.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "udp",
+            Self::Tcp => "tcp",
         }
     }
 }
@@ -463,19 +466,24 @@ mod tests {
     const GOOD: &str = "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = 5060\n";
 
     #[test]
-    fn embedded_default_parses_and_listens_on_loopback_udp() {
+    fn embedded_default_parses_and_listens_on_loopback_udp_and_tcp() {
         let c = Config::embedded_default();
         assert_eq!(c.log.level, LogLevel::Info);
         assert!(!c.log.show_pii);
         assert_eq!(c.sip.server_header, None);
-        assert_eq!(
-            c.sip.listen,
-            vec![Listen {
-                transport: Transport::Udp,
-                address: "127.0.0.1".parse().unwrap(),
-                port: Port(NonZeroU16::new(5060).unwrap())
-            }]
-        );
+        let at = |transport| Listen {
+            transport,
+            address: "127.0.0.1".parse().unwrap(),
+            port: Port(NonZeroU16::new(5060).unwrap()),
+        };
+        assert_eq!(c.sip.listen, vec![at(Transport::Udp), at(Transport::Tcp)]);
+    }
+
+    #[test]
+    fn same_port_on_udp_and_tcp_is_not_a_duplicate() {
+        let text =
+            format!("{GOOD}[[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = 5060\n");
+        assert_eq!(Config::parse(&text, "x").unwrap().sip.listen.len(), 2);
     }
 
     #[test]

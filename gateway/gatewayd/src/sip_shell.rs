@@ -1,23 +1,32 @@
-//! The SIP run loop: sockets and signals around the sans-IO [`Endpoint`].
+//! The SIP run loop: sockets, connections and signals around the sans-IO [`Endpoint`].
 //!
-//! One receive task per listening socket hands datagrams to the signalling task over a bounded channel;
-//! the signalling task alone owns the endpoint, feeds it, and sends what it polls out. The same shape
-//! takes stream transports (TCP/TLS/WS) later: their connection tasks feed the same channel.
+//! Receive tasks (one per UDP socket, one per accepted TCP connection) hand messages to the one
+//! signalling task over a bounded channel; the signalling task alone owns the endpoint, feeds it with
+//! `now`, sleeps until its next timer, and sends what it polls out: UDP from the listener the request
+//! came in on, TCP on the connection it came in on (looked up by local and remote address). Stream
+//! framing and CRLF keepalive pongs happen in the connection task, below the core.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use edge_config::{Config, Transport as ConfigTransport};
+use edge_sip::framing::{Frame, StreamFramer};
+use edge_sip::message::MAX_MESSAGE_LEN;
 use edge_sip::transaction::TimerConfig;
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-/// Datagrams waiting for the signalling task; beyond this the receive tasks wait (back-pressure).
+/// Messages waiting for the signalling task; beyond this the receive tasks wait (back-pressure).
 const QUEUE: usize = 1024;
+/// Outgoing messages queued per TCP connection before the connection is considered stuck.
+const CONNECTION_QUEUE: usize = 256;
 
 /// Why the gateway could not run. The operator or the host is at fault; each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,31 +53,54 @@ pub(crate) struct Stopped {
     pub(crate) stats: Stats,
 }
 
-struct Received {
-    listener: usize,
-    remote: SocketAddr,
-    payload: Vec<u8>,
+/// What receive tasks tell the signalling task.
+enum Input {
+    Message {
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        payload: Vec<u8>,
+    },
+    Connected {
+        local: SocketAddr,
+        remote: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    Closed {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM.
 pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
-    let mut sockets = Vec::with_capacity(config.sip.listen.len());
+    let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
+    let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
+    let mut tasks = Vec::new();
     for l in &config.sip.listen {
         let address = SocketAddr::new(l.address, l.port.get());
+        let bind_err = |source| ShellError::Bind {
+            transport: l.transport,
+            address,
+            source,
+        };
         match l.transport {
             ConfigTransport::Udp => {
-                let bind_err = |source| ShellError::Bind {
-                    transport: l.transport,
-                    address,
-                    source,
-                };
-                let socket = UdpSocket::bind(address).await.map_err(bind_err)?;
+                let socket = Arc::new(UdpSocket::bind(address).await.map_err(bind_err)?);
                 let local = socket.local_addr().map_err(bind_err)?;
                 tracing::info!(transport = "udp", address = %local, "SIP listening");
-                sockets.push((Arc::new(socket), local));
+                tasks.push(tokio::spawn(receive_udp(Arc::clone(&socket), local, tx.clone())));
+                udp.push((socket, local));
+            }
+            ConfigTransport::Tcp => {
+                let listener = TcpListener::bind(address).await.map_err(bind_err)?;
+                let local = listener.local_addr().map_err(bind_err)?;
+                tracing::info!(transport = "tcp", address = %local, "SIP listening");
+                tasks.push(tokio::spawn(accept_tcp(listener, tx.clone())));
             }
         }
     }
+    drop(tx);
     let mut sigterm = signal(SignalKind::terminate()).map_err(ShellError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ShellError::Signals)?;
 
@@ -83,17 +115,11 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
         tag_secret,
         timers: TimerConfig::default(),
     });
-
-    let (tx, mut rx) = mpsc::channel::<Received>(QUEUE);
-    let receivers: Vec<_> = sockets
-        .iter()
-        .enumerate()
-        .map(|(listener, (socket, local))| {
-            tokio::spawn(receive(listener, Arc::clone(socket), *local, tx.clone()))
-        })
-        .collect();
-    drop(tx);
-    tracing::info!(listeners = sockets.len(), "ready");
+    let mut out = Outbound {
+        udp,
+        tcp: HashMap::new(),
+    };
+    tracing::info!(listeners = config.sip.listen.len(), "ready");
 
     let signal = loop {
         // The core says when it next needs time; the shell is the one place that reads the clock.
@@ -103,38 +129,80 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
             _ = sigint.recv() => break "SIGINT",
             () = sleep_until(wake), if wake.is_some() => {
                 endpoint.handle_timeout(now());
-                send_all(&mut endpoint, &sockets).await;
+                out.send_all(&mut endpoint).await;
             }
-            received = rx.recv() => {
-                let Some(r) = received else { break "listeners closed" };
-                let Some((_, local)) = sockets.get(r.listener) else { continue };
-                let outcome = endpoint.handle_datagram(now(), Datagram {
-                    transport: Transport::Udp,
-                    local: *local,
-                    remote: r.remote,
-                    payload: &r.payload,
-                });
-                match outcome {
-                    Outcome::Answered { method, code } => {
-                        tracing::debug!(remote = %r.remote, %method, code, "answered");
-                    }
-                    Outcome::Absorbed => {}
-                    Outcome::Dropped(why) => {
-                        tracing::debug!(remote = %r.remote, reason = %why, "dropped malformed datagram");
-                    }
+            input = rx.recv() => match input {
+                None => break "listeners closed",
+                Some(Input::Connected { local, remote, writer }) => {
+                    tracing::debug!(%local, %remote, "TCP connection");
+                    out.tcp.insert((local, remote), writer);
                 }
-                send_all(&mut endpoint, &sockets).await;
+                Some(Input::Closed { local, remote }) => {
+                    tracing::debug!(%local, %remote, "TCP connection closed");
+                    out.tcp.remove(&(local, remote));
+                }
+                Some(Input::Message { transport, local, remote, payload }) => {
+                    let d = Datagram { transport, local, remote, payload: &payload };
+                    match endpoint.handle_datagram(now(), d) {
+                        Outcome::Answered { method, code } => {
+                            tracing::debug!(%remote, %method, code, "answered");
+                        }
+                        Outcome::Absorbed => {}
+                        Outcome::Dropped(why) => {
+                            tracing::debug!(%remote, reason = %why, "dropped malformed message");
+                        }
+                    }
+                    out.send_all(&mut endpoint).await;
+                }
             }
         }
     };
     tracing::info!(signal, "stopping");
-    for task in receivers {
+    for task in tasks {
         task.abort();
     }
     Ok(Stopped {
         signal,
         stats: endpoint.stats(),
     })
+}
+
+/// Where outgoing messages go.
+struct Outbound {
+    udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
+    tcp: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
+}
+
+impl Outbound {
+    /// Sends everything the endpoint has queued.
+    async fn send_all(&mut self, endpoint: &mut Endpoint) {
+        while let Some(t) = endpoint.poll_transmit() {
+            match t.transport {
+                Transport::Udp => {
+                    let Some((socket, _)) = self.udp.iter().find(|(_, l)| *l == t.local) else {
+                        tracing::warn!(local = %t.local, "no UDP listener for an outgoing SIP message");
+                        continue;
+                    };
+                    if let Err(e) = socket.send_to(&t.payload, t.destination).await {
+                        tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
+                    }
+                }
+                Transport::Tcp => {
+                    let key = (t.local, t.destination);
+                    let Some(writer) = self.tcp.get(&key) else {
+                        // Opening connections arrives with client transactions over TCP.
+                        tracing::warn!(destination = %t.destination, "no TCP connection for an outgoing SIP message");
+                        continue;
+                    };
+                    if writer.try_send(t.payload).is_err() {
+                        tracing::warn!(destination = %t.destination, "TCP connection stuck or gone; dropping it");
+                        self.tcp.remove(&key);
+                    }
+                }
+                other => tracing::warn!(transport = ?other, "transport not served yet"),
+            }
+        }
+    }
 }
 
 /// The clock, read here and handed to the cores.
@@ -149,35 +217,20 @@ async fn sleep_until(wake: Option<tokio::time::Instant>) {
     }
 }
 
-/// Sends everything the endpoint has queued, each from the listener it names.
-async fn send_all(endpoint: &mut Endpoint, sockets: &[(Arc<UdpSocket>, SocketAddr)]) {
-    while let Some(t) = endpoint.poll_transmit() {
-        let Some((socket, _)) = sockets.iter().find(|(_, l)| *l == t.local) else {
-            tracing::warn!(local = %t.local, "no listener for an outgoing SIP message");
-            continue;
-        };
-        if let Err(e) = socket.send_to(&t.payload, t.destination).await {
-            tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
-        }
-    }
-}
-
 /// Reads datagrams from one socket until the signalling task goes away.
-async fn receive(listener: usize, socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Received>) {
-    let mut buf = vec![0u8; edge_sip::message::MAX_MESSAGE_LEN + 1];
+async fn receive_udp(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender<Input>) {
+    let mut buf = vec![0u8; MAX_MESSAGE_LEN + 1];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, remote)) => {
                 let payload = buf.get(..n).unwrap_or_default().to_vec();
-                if tx
-                    .send(Received {
-                        listener,
-                        remote,
-                        payload,
-                    })
-                    .await
-                    .is_err()
-                {
+                let input = Input::Message {
+                    transport: Transport::Udp,
+                    local,
+                    remote,
+                    payload,
+                };
+                if tx.send(input).await.is_err() {
                     return;
                 }
             }
@@ -186,4 +239,90 @@ async fn receive(listener: usize, socket: Arc<UdpSocket>, local: SocketAddr, tx:
             Err(e) => tracing::warn!(%local, error = %e, "SIP receive error"),
         }
     }
+}
+
+/// Accepts TCP connections until the signalling task goes away.
+async fn accept_tcp(listener: TcpListener, tx: mpsc::Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                tokio::spawn(serve_tcp(stream, remote, tx.clone()));
+            }
+            // Out of file descriptors and the like: log, and keep accepting once it clears.
+            Err(e) => {
+                tracing::warn!(error = %e, "TCP accept failed");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+/// Frames one TCP connection into SIP messages, answers CRLF keepalives, and writes what the
+/// signalling task queues for it.
+async fn serve_tcp(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input>) {
+    let Ok(local) = stream.local_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let (mut reader, writer) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CONNECTION_QUEUE);
+    if tx
+        .send(Input::Connected {
+            local,
+            remote,
+            writer: out_tx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let writing = tokio::spawn(write_tcp(writer, out_rx));
+    let mut framer = StreamFramer::new(MAX_MESSAGE_LEN);
+    let mut buf = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        framer.push(buf.get(..n).unwrap_or_default());
+        loop {
+            match framer.next_frame() {
+                Ok(None) => break,
+                Ok(Some(Frame::Message(payload))) => {
+                    let input = Input::Message {
+                        transport: Transport::Tcp,
+                        local,
+                        remote,
+                        payload,
+                    };
+                    if tx.send(input).await.is_err() {
+                        break 'read;
+                    }
+                }
+                // RFC 5626 §4.4.1: answer a double-CRLF ping with a single CRLF pong.
+                Ok(Some(Frame::Ping)) => {
+                    if out_tx.send(b"\r\n".to_vec()).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(Some(Frame::Pong)) => {}
+                Err(e) => {
+                    tracing::debug!(%remote, error = %e, "closing TCP connection: stream cannot be framed");
+                    break 'read;
+                }
+            }
+        }
+    }
+    drop(out_tx);
+    let _ = tx.send(Input::Closed { local, remote }).await;
+    // The signalling task dropped its sender on Closed; the writer flushes what is queued and ends.
+    let _ = writing.await;
+}
+
+async fn write_tcp(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = rx.recv().await {
+        if writer.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
 }

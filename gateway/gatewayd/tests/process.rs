@@ -8,8 +8,8 @@
 // A failed unwrap here is a failed test with a backtrace; clippy's test exemption misses helper fns.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -191,23 +191,26 @@ fn exits_zero_on_sigint_and_survives_garbage() {
     gw.signal("-INT");
     let (status, stderr) = gw.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("dropped malformed datagram"), "{stderr}");
+    assert!(stderr.contains("dropped malformed message"), "{stderr}");
     assert!(stderr.contains("stopping signal=\"SIGINT\""), "{stderr}");
 }
 
 /// The README's run command (`cargo run -p gatewayd`): the embedded default config, 127.0.0.1:5060.
 #[test]
 fn readme_run_command_uses_embedded_default_on_5060() {
-    if UdpSocket::bind("127.0.0.1:5060").is_err() {
+    let free = UdpSocket::bind("127.0.0.1:5060").is_ok() && TcpListener::bind("127.0.0.1:5060").is_ok();
+    if !free {
         eprintln!(
-            "\n*** SKIPPED readme_run_command_uses_embedded_default_on_5060: 127.0.0.1:5060/udp is in use on this \
-             machine (another SIP server?). The same check runs against a free port in \
-             answers_options_over_udp_and_exits_zero_on_sigterm. ***\n"
+            "\n*** SKIPPED readme_run_command_uses_embedded_default_on_5060: 127.0.0.1:5060 (udp or tcp) is in \
+             use on this machine (another SIP server?). The same checks run against free ports in \
+             answers_options_over_udp_and_exits_zero_on_sigterm and answers_options_over_tcp. ***\n"
         );
         return;
     }
     let gw = Gateway::start(&[]);
     let resp = probe(5060);
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    let resp = tcp_exchange(5060, &[&tcp_options("readme", 1)]);
     assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
     gw.signal("-TERM");
     let (status, stderr) = gw.wait();
@@ -216,6 +219,129 @@ fn readme_run_command_uses_embedded_default_on_5060() {
         stderr.contains("config=\"<embedded default config>\""),
         "{stderr}"
     );
+}
+
+fn tcp_options(call_id: &str, cseq: u32) -> String {
+    format!(
+        "OPTIONS sip:gateway@127.0.0.1 SIP/2.0\r\n\
+         Via: SIP/2.0/TCP client.invalid:1;branch=z9hG4bK-{call_id}-{cseq}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=probe1\r\n\
+         To: <sip:gateway@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq} OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Connects (retrying for up to 15 s while the gateway starts), writes each chunk, reads one response.
+fn tcp_exchange(port: u16, chunks: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "cannot connect to 127.0.0.1:{port}: {e}"
+                );
+                std::thread::yield_now();
+            }
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for chunk in chunks {
+        stream.write_all(chunk.as_bytes()).unwrap();
+        stream.flush().unwrap();
+    }
+    read_sip(&mut stream)
+}
+
+/// Reads one Content-Length framed message (or a lone CRLF pong) from a stream.
+fn read_sip(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = stream.read(&mut byte).unwrap();
+        assert_eq!(
+            n,
+            1,
+            "connection closed after {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+        if got == b"\r\n" {
+            return "\r\n".into();
+        }
+        if got.ends_with(b"\r\n\r\n") {
+            let head = String::from_utf8(got.clone()).unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            let mut body = vec![0u8; len];
+            stream.read_exact(&mut body).unwrap();
+            return head + &String::from_utf8(body).unwrap();
+        }
+    }
+}
+
+#[test]
+fn answers_options_over_tcp_pongs_keepalives_and_closes_unframeable_streams() {
+    let dir = scratch("tcp");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!("[log]\nlevel = \"debug\"\n[sip]\n[[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = {port}\n"),
+    )
+    .unwrap();
+    let gw = Gateway::start(&["--config", cfg.to_str().unwrap()]);
+    // A keepalive ping gets a pong; then an OPTIONS cut into two writes is framed and answered on the
+    // same connection, with the Via stamped with where it really came from.
+    let req = tcp_options("tcp-1", 1);
+    let (a, b) = req.split_at(40);
+    let resp = tcp_exchange(port, &["\r\n\r\n"]);
+    assert_eq!(resp, "\r\n");
+    let resp = tcp_exchange(port, &[a, b]);
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    assert!(
+        resp.contains("Via: SIP/2.0/TCP client.invalid:1;branch=z9hG4bK-tcp-1-1;received=127.0.0.1\r\n"),
+        "{resp}"
+    );
+    assert!(resp.contains("CSeq: 1 OPTIONS\r\n"), "{resp}");
+    // Two requests in one write, both answered in order on one connection.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all((tcp_options("tcp-2", 1) + &tcp_options("tcp-2", 2)).as_bytes())
+        .unwrap();
+    assert!(read_sip(&mut s).contains("CSeq: 1 OPTIONS"));
+    assert!(read_sip(&mut s).contains("CSeq: 2 OPTIONS"));
+    // A message without Content-Length cannot be framed on a stream: the connection is closed.
+    s.write_all(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nCall-ID: x\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest).unwrap();
+    assert_eq!(
+        n,
+        0,
+        "closed without a reply: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "SIP listening transport=\"tcp\" address=127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stream cannot be framed"), "{stderr}");
 }
 
 fn run_to_end(args: &[&str]) -> (i32, String, String) {
@@ -297,7 +423,7 @@ fn check_config_version_and_default_config() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "gatewayd: config OK: <embedded default config> (1 SIP listener(s))\n"
+        "gatewayd: config OK: <embedded default config> (2 SIP listener(s))\n"
     );
     let (code, out, _) = run_to_end(&["--version"]);
     assert_eq!(code, 0);

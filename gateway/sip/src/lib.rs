@@ -32,6 +32,7 @@ pub(crate) fn test_epoch() -> std::time::Instant {
 }
 
 pub mod endpoint;
+pub mod framing;
 pub mod message;
 pub mod pii;
 pub mod transaction;
