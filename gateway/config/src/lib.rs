@@ -131,16 +131,19 @@ pub enum Transport {
     Udp,
     /// SIP over TCP (RFC 3261 §18), Content-Length framed, CRLF keepalives (RFC 5626).
     Tcp,
+    /// SIP over WebSocket (RFC 7118), subprotocol `sip`: what browsers (JsSIP, SIP.js) speak.
+    Ws,
 }
 
 impl Transport {
-    const ALL: [Self; 2] = [Self::Udp, Self::Tcp];
+    const ALL: [Self; 3] = [Self::Udp, Self::Tcp, Self::Ws];
 
     /// The name used in the file.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
+            Self::Ws => "ws",
         }
     }
 }
@@ -466,7 +469,7 @@ mod tests {
     const GOOD: &str = "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = 5060\n";
 
     #[test]
-    fn embedded_default_parses_and_listens_on_loopback_udp_and_tcp() {
+    fn embedded_default_parses_and_listens_on_loopback_udp_tcp_and_ws() {
         let c = Config::embedded_default();
         assert_eq!(c.log.level, LogLevel::Info);
         assert!(!c.log.show_pii);
@@ -476,7 +479,11 @@ mod tests {
             address: "127.0.0.1".parse().unwrap(),
             port: Port(NonZeroU16::new(5060).unwrap()),
         };
-        assert_eq!(c.sip.listen, vec![at(Transport::Udp), at(Transport::Tcp)]);
+        let ws = Listen {
+            port: Port(NonZeroU16::new(5066).unwrap()),
+            ..at(Transport::Ws)
+        };
+        assert_eq!(c.sip.listen, vec![at(Transport::Udp), at(Transport::Tcp), ws]);
     }
 
     #[test]

@@ -8,7 +8,8 @@ Usage: gatewayd [--config FILE] [--check-config]
        gatewayd --print-default-config | --version | --help
 
 Runs the RTC Edge WebRTC-to-SIP gateway. Without --config it runs the embedded default
-configuration (SIP over UDP and TCP on 127.0.0.1:5060); see --print-default-config.
+configuration (SIP over UDP and TCP on 127.0.0.1:5060, WebSocket on 127.0.0.1:5066);
+see --print-default-config.
 
 Options:
   -c, --config FILE          Configuration file (TOML)

@@ -1,32 +1,42 @@
 //! The SIP run loop: sockets, connections and signals around the sans-IO [`Endpoint`].
 //!
-//! Receive tasks (one per UDP socket, one per accepted TCP connection) hand messages to the one
+//! Receive tasks (one per UDP socket, one per accepted TCP or WebSocket connection) hand messages to the one
 //! signalling task over a bounded channel; the signalling task alone owns the endpoint, feeds it with
 //! `now`, sleeps until its next timer, and sends what it polls out: UDP from the listener the request
-//! came in on, TCP on the connection it came in on (looked up by local and remote address). Stream
-//! framing and CRLF keepalive pongs happen in the connection task, below the core.
+//! came in on, TCP and WebSocket on the connection it came in on (looked up by local and remote address).
+//! Stream framing, CRLF keepalive pongs, the WebSocket handshake (subprotocol `sip`, RFC 7118) and
+//! WebSocket pings happen in the connection task, below the core.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use edge_config::{Config, Transport as ConfigTransport};
 use edge_sip::framing::{Frame, StreamFramer};
 use edge_sip::message::MAX_MESSAGE_LEN;
 use edge_sip::transaction::TimerConfig;
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Messages waiting for the signalling task; beyond this the receive tasks wait (back-pressure).
 const QUEUE: usize = 1024;
-/// Outgoing messages queued per TCP connection before the connection is considered stuck.
+/// Outgoing messages queued per TCP/WebSocket connection before the connection is considered stuck.
 const CONNECTION_QUEUE: usize = 256;
+/// How often we ping a WebSocket peer (browsers answer pings without any script).
+const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// A WebSocket connection silent for this long (no message, no pong) is dead and is closed.
+const WS_IDLE_LIMIT: Duration = Duration::from_secs(90);
 
 /// Why the gateway could not run. The operator or the host is at fault; each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +102,16 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
                 tasks.push(tokio::spawn(receive_udp(Arc::clone(&socket), local, tx.clone())));
                 udp.push((socket, local));
             }
-            ConfigTransport::Tcp => {
+            ConfigTransport::Tcp | ConfigTransport::Ws => {
                 let listener = TcpListener::bind(address).await.map_err(bind_err)?;
                 let local = listener.local_addr().map_err(bind_err)?;
-                tracing::info!(transport = "tcp", address = %local, "SIP listening");
-                tasks.push(tokio::spawn(accept_tcp(listener, tx.clone())));
+                let transport = if l.transport == ConfigTransport::Ws {
+                    Transport::Ws
+                } else {
+                    Transport::Tcp
+                };
+                tracing::info!(transport = l.transport.as_str(), address = %local, "SIP listening");
+                tasks.push(tokio::spawn(accept_stream(listener, transport, tx.clone())));
             }
         }
     }
@@ -117,7 +132,7 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
     });
     let mut out = Outbound {
         udp,
-        tcp: HashMap::new(),
+        streams: HashMap::new(),
     };
     tracing::info!(listeners = config.sip.listen.len(), "ready");
 
@@ -134,12 +149,12 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
             input = rx.recv() => match input {
                 None => break "listeners closed",
                 Some(Input::Connected { local, remote, writer }) => {
-                    tracing::debug!(%local, %remote, "TCP connection");
-                    out.tcp.insert((local, remote), writer);
+                    tracing::debug!(%local, %remote, "connection");
+                    out.streams.insert((local, remote), writer);
                 }
                 Some(Input::Closed { local, remote }) => {
-                    tracing::debug!(%local, %remote, "TCP connection closed");
-                    out.tcp.remove(&(local, remote));
+                    tracing::debug!(%local, %remote, "connection closed");
+                    out.streams.remove(&(local, remote));
                 }
                 Some(Input::Message { transport, local, remote, payload }) => {
                     let d = Datagram { transport, local, remote, payload: &payload };
@@ -170,7 +185,8 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
 /// Where outgoing messages go.
 struct Outbound {
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
-    tcp: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
+    /// TCP and WebSocket connections by (local, remote) address.
+    streams: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
 }
 
 impl Outbound {
@@ -187,16 +203,16 @@ impl Outbound {
                         tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
                     }
                 }
-                Transport::Tcp => {
+                Transport::Tcp | Transport::Ws => {
                     let key = (t.local, t.destination);
-                    let Some(writer) = self.tcp.get(&key) else {
+                    let Some(writer) = self.streams.get(&key) else {
                         // Opening connections arrives with client transactions over TCP.
-                        tracing::warn!(destination = %t.destination, "no TCP connection for an outgoing SIP message");
+                        tracing::warn!(destination = %t.destination, "no connection for an outgoing SIP message");
                         continue;
                     };
                     if writer.try_send(t.payload).is_err() {
-                        tracing::warn!(destination = %t.destination, "TCP connection stuck or gone; dropping it");
-                        self.tcp.remove(&key);
+                        tracing::warn!(destination = %t.destination, "connection stuck or gone; dropping it");
+                        self.streams.remove(&key);
                     }
                 }
                 other => tracing::warn!(transport = ?other, "transport not served yet"),
@@ -241,12 +257,16 @@ async fn receive_udp(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender
     }
 }
 
-/// Accepts TCP connections until the signalling task goes away.
-async fn accept_tcp(listener: TcpListener, tx: mpsc::Sender<Input>) {
+/// Accepts TCP connections (plain SIP or WebSocket) until the signalling task goes away.
+async fn accept_stream(listener: TcpListener, transport: Transport, tx: mpsc::Sender<Input>) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                tokio::spawn(serve_tcp(stream, remote, tx.clone()));
+                if transport == Transport::Ws {
+                    tokio::spawn(serve_ws(stream, remote, tx.clone()));
+                } else {
+                    tokio::spawn(serve_tcp(stream, remote, tx.clone()));
+                }
             }
             // Out of file descriptors and the like: log, and keep accepting once it clears.
             Err(e) => {
@@ -325,4 +345,116 @@ async fn write_tcp(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) 
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// RFC 7118 §4: the client must offer the `sip` subprotocol and we select it; anything else is refused
+/// with 400 before a WebSocket exists.
+#[allow(clippy::result_large_err)] // the error type is tungstenite's HTTP response, by its API
+fn select_sip_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    let offers_sip = request
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("sip"));
+    if !offers_sip {
+        let mut refusal =
+            ErrorResponse::new(Some("WebSocket subprotocol \"sip\" required (RFC 7118)".into()));
+        *refusal.status_mut() = StatusCode::BAD_REQUEST;
+        return Err(refusal);
+    }
+    response
+        .headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static("sip"));
+    Ok(response)
+}
+
+/// One WebSocket connection: handshake, one SIP message per WebSocket message (RFC 7118 §5), pings
+/// every [`WS_PING_INTERVAL`], closed after [`WS_IDLE_LIMIT`] of silence.
+async fn serve_ws(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input>) {
+    let Ok(local) = stream.local_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_LEN))
+        .max_frame_size(Some(MAX_MESSAGE_LEN));
+    let ws =
+        match tokio_tungstenite::accept_hdr_async_with_config(stream, select_sip_subprotocol, Some(config))
+            .await
+        {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::debug!(%remote, error = %e, "WebSocket handshake refused");
+                return;
+            }
+        };
+    let (mut sink, mut source) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONNECTION_QUEUE);
+    if tx
+        .send(Input::Connected {
+            local,
+            remote,
+            writer: out_tx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut ping = tokio::time::interval(WS_PING_INTERVAL);
+    ping.tick().await; // the first tick is immediate
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        let idle_deadline = last_heard + WS_IDLE_LIMIT;
+        tokio::select! {
+            incoming = source.next() => match incoming {
+                Some(Ok(WsMessage::Text(text))) => {
+                    last_heard = tokio::time::Instant::now();
+                    let payload = text.as_str().as_bytes().to_vec();
+                    let input = Input::Message { transport: Transport::Ws, local, remote, payload };
+                    if tx.send(input).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(WsMessage::Binary(bytes))) => {
+                    last_heard = tokio::time::Instant::now();
+                    let input = Input::Message { transport: Transport::Ws, local, remote, payload: bytes.to_vec() };
+                    if tx.send(input).await.is_err() {
+                        break;
+                    }
+                }
+                // tungstenite answers pings itself; any sign of life keeps the flow up.
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {
+                    last_heard = tokio::time::Instant::now();
+                }
+                Some(Ok(WsMessage::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "closing WebSocket: protocol error");
+                    break;
+                }
+            },
+            outgoing = out_rx.recv() => {
+                let Some(bytes) = outgoing else { break };
+                // SIP is text; a message that is not UTF-8 (a binary body) goes as a binary frame.
+                let message = match String::from_utf8(bytes) {
+                    Ok(text) => WsMessage::text(text),
+                    Err(e) => WsMessage::binary(e.into_bytes()),
+                };
+                if sink.send(message).await.is_err() {
+                    break;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(WsMessage::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(idle_deadline) => {
+                tracing::debug!(%remote, "closing WebSocket: silent for {} s", WS_IDLE_LIMIT.as_secs());
+                break;
+            }
+        }
+    }
+    let _ = sink.close().await;
+    let _ = tx.send(Input::Closed { local, remote }).await;
 }

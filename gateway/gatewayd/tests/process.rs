@@ -198,10 +198,12 @@ fn exits_zero_on_sigint_and_survives_garbage() {
 /// The README's run command (`cargo run -p gatewayd`): the embedded default config, 127.0.0.1:5060.
 #[test]
 fn readme_run_command_uses_embedded_default_on_5060() {
-    let free = UdpSocket::bind("127.0.0.1:5060").is_ok() && TcpListener::bind("127.0.0.1:5060").is_ok();
+    let free = UdpSocket::bind("127.0.0.1:5060").is_ok()
+        && TcpListener::bind("127.0.0.1:5060").is_ok()
+        && TcpListener::bind("127.0.0.1:5066").is_ok();
     if !free {
         eprintln!(
-            "\n*** SKIPPED readme_run_command_uses_embedded_default_on_5060: 127.0.0.1:5060 (udp or tcp) is in \
+            "\n*** SKIPPED readme_run_command_uses_embedded_default_on_5060: 127.0.0.1:5060 (udp or tcp) or 5066 is in \
              use on this machine (another SIP server?). The same checks run against free ports in \
              answers_options_over_udp_and_exits_zero_on_sigterm and answers_options_over_tcp. ***\n"
         );
@@ -344,6 +346,120 @@ fn answers_options_over_tcp_pongs_keepalives_and_closes_unframeable_streams() {
     assert!(stderr.contains("stream cannot be framed"), "{stderr}");
 }
 
+/// A browser's view: a WebSocket client with subprotocol `sip` (as JsSIP and SIP.js connect).
+#[test]
+fn answers_options_over_websocket_with_sip_subprotocol() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = scratch("ws");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!("[log]\nlevel = \"debug\"\n[sip]\n[[sip.listen]]\ntransport = \"ws\"\naddress = \"127.0.0.1\"\nport = {port}\n"),
+    )
+    .unwrap();
+    let gw = Gateway::start(&["--config", cfg.to_str().unwrap()]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("ws://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let connect = |protocol: Option<&'static str>| {
+            let mut req = url.as_str().into_client_request().unwrap();
+            if let Some(p) = protocol {
+                req.headers_mut()
+                    .insert("sec-websocket-protocol", p.parse().unwrap());
+            }
+            async move {
+                let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+                tokio_tungstenite::client_async(req, tcp).await
+            }
+        };
+        // Wait for the listener, offering "sip" like JsSIP does.
+        let (mut ws, response) = loop {
+            match connect(Some("sip")).await {
+                Ok(ok) => break ok,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no WebSocket listener: {e}");
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        assert_eq!(response.headers().get("sec-websocket-protocol").unwrap(), "sip");
+        // Without the subprotocol the handshake is refused with 400.
+        match connect(None).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+            other => panic!("expected an HTTP 400 refusal, got {other:?}"),
+        }
+        // JsSIP's Via uses a random .invalid host; the response comes back on this WebSocket.
+        let options = "OPTIONS sip:gateway@127.0.0.1 SIP/2.0\r\n\
+            Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK5536251\r\n\
+            Max-Forwards: 69\r\n\
+            To: <sip:gateway@127.0.0.1>\r\n\
+            From: <sip:alice@example.com>;tag=tr2d8hf9vl\r\n\
+            Call-ID: 8vdkqv9g0ksm8mbs2kbhqg\r\n\
+            CSeq: 5125 OPTIONS\r\n\
+            Supported: outbound\r\n\
+            User-Agent: JsSIP 3.13.8\r\n\
+            Content-Length: 0\r\n\r\n";
+        ws.send(Message::text(options)).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = reply.into_text().unwrap().to_string();
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert!(
+            text.contains(
+                "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK5536251;received=127.0.0.1\r\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("CSeq: 5125 OPTIONS\r\n"), "{text}");
+        // A WebSocket ping is answered with a pong carrying the same payload.
+        ws.send(Message::Ping(b"keepalive".to_vec().into()))
+            .await
+            .unwrap();
+        let pong = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(pong, Message::Pong(b"keepalive".to_vec().into()));
+        // A binary frame carrying SIP is read as well.
+        ws.send(Message::binary(options.replace("5125", "5126").into_bytes()))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(reply.into_text().unwrap().contains("CSeq: 5126 OPTIONS"));
+        ws.close(None).await.unwrap();
+    });
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "SIP listening transport=\"ws\" address=127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("WebSocket handshake refused"), "{stderr}");
+}
+
 fn run_to_end(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
@@ -423,7 +539,7 @@ fn check_config_version_and_default_config() {
     assert_eq!(code, 0);
     assert_eq!(
         out,
-        "gatewayd: config OK: <embedded default config> (2 SIP listener(s))\n"
+        "gatewayd: config OK: <embedded default config> (3 SIP listener(s))\n"
     );
     let (code, out, _) = run_to_end(&["--version"]);
     assert_eq!(code, 0);
