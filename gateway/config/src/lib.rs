@@ -17,7 +17,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU16;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -108,6 +108,19 @@ pub struct SipConfig {
     pub server_header: Option<HeaderText>,
     /// Sockets to listen on.
     pub listen: Vec<Listen>,
+    /// Certificate and key for the `tls` and `wss` listeners.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[sip.tls]`: PEM files. Relative paths are relative to the configuration file's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first (PEM).
+    pub certificate: PathBuf,
+    /// Private key of the leaf certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
 }
 
 /// One `[[sip.listen]]` socket.
@@ -131,20 +144,31 @@ pub enum Transport {
     Udp,
     /// SIP over TCP (RFC 3261 §18), Content-Length framed, CRLF keepalives (RFC 5626).
     Tcp,
+    /// SIP over TLS (RFC 3261 §26), certificate from `[sip.tls]`.
+    Tls,
     /// SIP over WebSocket (RFC 7118), subprotocol `sip`: what browsers (JsSIP, SIP.js) speak.
     Ws,
+    /// SIP over secure WebSocket (`wss://`), certificate from `[sip.tls]`.
+    Wss,
 }
 
 impl Transport {
-    const ALL: [Self; 3] = [Self::Udp, Self::Tcp, Self::Ws];
+    const ALL: [Self; 5] = [Self::Udp, Self::Tcp, Self::Tls, Self::Ws, Self::Wss];
 
     /// The name used in the file.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
+            Self::Tls => "tls",
             Self::Ws => "ws",
+            Self::Wss => "wss",
         }
+    }
+
+    /// Needs `[sip.tls]`.
+    pub fn needs_certificate(self) -> bool {
+        matches!(self, Self::Tls | Self::Wss)
     }
 }
 
@@ -362,7 +386,15 @@ impl Config {
             file: file.clone(),
             source,
         })?;
-        Self::parse(&text, &file)
+        let mut config = Self::parse(&text, &file)?;
+        if let (Some(tls), Some(dir)) = (&mut config.sip.tls, path.parent()) {
+            for p in [&mut tls.certificate, &mut tls.private_key] {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates `text`; `origin` names it in errors (a path, or [`DEFAULT_ORIGIN`]).
@@ -429,6 +461,17 @@ impl Config {
             return Err((listen_path(), "at least one listener is required".into()));
         }
         for (i, l) in self.sip.listen.iter().enumerate() {
+            if l.transport.needs_certificate() && self.sip.tls.is_none() {
+                let mut path = listen_path();
+                path.extend([Seg::Index(i), Seg::Key("transport".into())]);
+                return Err((
+                    path,
+                    format!(
+                        "transport \"{}\" needs [sip.tls] with certificate and private_key",
+                        l.transport
+                    ),
+                ));
+            }
             if let Some(j) = self
                 .sip
                 .listen
@@ -605,6 +648,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sip.server_header.as_ref().map(HeaderText::as_str), Some(""));
+    }
+
+    #[test]
+    fn tls_listeners_need_a_certificate_and_relative_paths_follow_the_file() {
+        let wss = GOOD.replace("\"udp\"", "\"wss\"");
+        let e = err(&wss);
+        assert_eq!(e.key(), Some("sip.listen[0].transport"), "{e}");
+        assert_eq!(e.line(), Some(3), "{e}");
+        assert!(e.to_string().contains("needs [sip.tls]"), "{e}");
+        let with_tls =
+            format!("{wss}[sip.tls]\ncertificate = \"certs/gw.pem\"\nprivate_key = \"/abs/gw.key\"\n");
+        let dir = std::env::temp_dir().join(format!("edge-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gatewayd.toml");
+        std::fs::write(&file, with_tls).unwrap();
+        let tls = Config::load(&file).unwrap().sip.tls.unwrap();
+        assert_eq!(tls.certificate, dir.join("certs/gw.pem"));
+        assert_eq!(tls.private_key, PathBuf::from("/abs/gw.key"));
+        let e = err(&format!("{GOOD}[sip.tls]\ncertificate = \"a\"\n"));
+        assert!(e.to_string().contains("missing field `private_key`"), "{e}");
     }
 
     #[test]

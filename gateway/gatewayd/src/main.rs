@@ -11,6 +11,7 @@
 
 mod cli;
 mod sip_shell;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig => match load(&options) {
-            Ok((config, origin)) => {
+            Ok((config, origin, _)) => {
                 println!(
                     "gatewayd: config OK: {origin} ({} SIP listener(s))",
                     config.sip.listen.len()
@@ -60,26 +61,35 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run => match load(&options) {
-            Ok((config, origin)) => run(&config, &origin),
+            Ok((config, origin, tls)) => run(&config, &origin, tls),
             Err(code) => code,
         },
     }
 }
 
-fn load(options: &Options) -> Result<(Config, String), ExitCode> {
-    match &options.config {
+/// The configuration and everything it names (certificates), checked; any error is the operator's and
+/// is printed with the file it concerns.
+fn load(options: &Options) -> Result<(Config, String, Option<tls::TlsConfigs>), ExitCode> {
+    let (config, origin) = match &options.config {
         Some(path) => match Config::load(path) {
-            Ok(c) => Ok((c, path.display().to_string())),
+            Ok(c) => (c, path.display().to_string()),
             Err(e) => {
                 eprintln!("gatewayd: {e}");
-                Err(ExitCode::from(EXIT_USAGE))
+                return Err(ExitCode::from(EXIT_USAGE));
             }
         },
-        None => Ok((Config::embedded_default(), DEFAULT_ORIGIN.to_owned())),
+        None => (Config::embedded_default(), DEFAULT_ORIGIN.to_owned()),
+    };
+    match tls::load(&config) {
+        Ok(tls) => Ok((config, origin, tls)),
+        Err(e) => {
+            eprintln!("gatewayd: {e}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
     }
 }
 
-fn run(config: &Config, origin: &str) -> ExitCode {
+fn run(config: &Config, origin: &str, tls: Option<tls::TlsConfigs>) -> ExitCode {
     init_logging(config);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -99,7 +109,7 @@ fn run(config: &Config, origin: &str) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(sip_shell::run(config)) {
+    match runtime.block_on(sip_shell::run(config, tls)) {
         Ok(stop) => {
             tracing::info!(signal = stop.signal, stats = ?stop.stats, "stopped cleanly");
             ExitCode::SUCCESS

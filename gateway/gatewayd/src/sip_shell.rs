@@ -18,12 +18,14 @@ use edge_sip::framing::{Frame, StreamFramer};
 use edge_sip::message::MAX_MESSAGE_LEN;
 use edge_sip::transaction::TimerConfig;
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
+
+use crate::tls::TlsConfigs;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -37,6 +39,8 @@ const CONNECTION_QUEUE: usize = 256;
 const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A WebSocket connection silent for this long (no message, no pong) is dead and is closed.
 const WS_IDLE_LIMIT: Duration = Duration::from_secs(90);
+/// A TLS or WebSocket handshake that takes longer is abandoned (a slow client cannot pin a task).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not run. The operator or the host is at fault; each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +86,8 @@ enum Input {
     },
 }
 
-/// Binds every listener, then serves until SIGINT or SIGTERM.
-pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
+/// Binds every listener, then serves until SIGINT or SIGTERM. `tls` is present when a listener needs it.
+pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stopped, ShellError> {
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
     let mut tasks = Vec::new();
@@ -102,16 +106,31 @@ pub(crate) async fn run(config: &Config) -> Result<Stopped, ShellError> {
                 tasks.push(tokio::spawn(receive_udp(Arc::clone(&socket), local, tx.clone())));
                 udp.push((socket, local));
             }
-            ConfigTransport::Tcp | ConfigTransport::Ws => {
+            ConfigTransport::Tcp | ConfigTransport::Tls | ConfigTransport::Ws | ConfigTransport::Wss => {
                 let listener = TcpListener::bind(address).await.map_err(bind_err)?;
                 let local = listener.local_addr().map_err(bind_err)?;
-                let transport = if l.transport == ConfigTransport::Ws {
-                    Transport::Ws
-                } else {
-                    Transport::Tcp
+                let (transport, tls_config) = match l.transport {
+                    ConfigTransport::Tls => (Transport::Tls, tls.as_ref().map(|t| Arc::clone(&t.sip))),
+                    ConfigTransport::Ws => (Transport::Ws, None),
+                    ConfigTransport::Wss => (Transport::Wss, tls.as_ref().map(|t| Arc::clone(&t.wss))),
+                    _ => (Transport::Tcp, None),
                 };
+                if l.transport.needs_certificate() && tls_config.is_none() {
+                    // Config validation guarantees [sip.tls] for these; reaching here is a caller bug.
+                    return Err(ShellError::Bind {
+                        transport: l.transport,
+                        address,
+                        source: io::Error::other("no TLS configuration loaded"),
+                    });
+                }
                 tracing::info!(transport = l.transport.as_str(), address = %local, "SIP listening");
-                tasks.push(tokio::spawn(accept_stream(listener, transport, tx.clone())));
+                let acceptor = tls_config.map(TlsAcceptor::from);
+                tasks.push(tokio::spawn(accept_stream(
+                    listener,
+                    transport,
+                    acceptor,
+                    tx.clone(),
+                )));
             }
         }
     }
@@ -203,7 +222,7 @@ impl Outbound {
                         tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
                     }
                 }
-                Transport::Tcp | Transport::Ws => {
+                Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                     let key = (t.local, t.destination);
                     let Some(writer) = self.streams.get(&key) else {
                         // Opening connections arrives with client transactions over TCP.
@@ -215,7 +234,6 @@ impl Outbound {
                         self.streams.remove(&key);
                     }
                 }
-                other => tracing::warn!(transport = ?other, "transport not served yet"),
             }
         }
     }
@@ -257,16 +275,24 @@ async fn receive_udp(socket: Arc<UdpSocket>, local: SocketAddr, tx: mpsc::Sender
     }
 }
 
-/// Accepts TCP connections (plain SIP or WebSocket) until the signalling task goes away.
-async fn accept_stream(listener: TcpListener, transport: Transport, tx: mpsc::Sender<Input>) {
+/// Accepts TCP connections (SIP over TCP/TLS, WebSocket, secure WebSocket) until the signalling task
+/// goes away.
+async fn accept_stream(
+    listener: TcpListener,
+    transport: Transport,
+    tls: Option<TlsAcceptor>,
+    tx: mpsc::Sender<Input>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                if transport == Transport::Ws {
-                    tokio::spawn(serve_ws(stream, remote, tx.clone()));
-                } else {
-                    tokio::spawn(serve_tcp(stream, remote, tx.clone()));
-                }
+                tokio::spawn(serve_connection(
+                    stream,
+                    remote,
+                    transport,
+                    tls.clone(),
+                    tx.clone(),
+                ));
             }
             // Out of file descriptors and the like: log, and keep accepting once it clears.
             Err(e) => {
@@ -277,12 +303,53 @@ async fn accept_stream(listener: TcpListener, transport: Transport, tx: mpsc::Se
     }
 }
 
-/// Frames one TCP connection into SIP messages, answers CRLF keepalives, and writes what the
-/// signalling task queues for it.
-async fn serve_tcp(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input>) {
+/// Terminates TLS if the listener has it, then serves the stream as SIP or WebSocket.
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    transport: Transport,
+    tls: Option<TlsAcceptor>,
+    tx: mpsc::Sender<Input>,
+) {
     let Ok(local) = stream.local_addr() else { return };
     let _ = stream.set_nodelay(true);
-    let (mut reader, writer) = stream.into_split();
+    let Some(acceptor) = tls else {
+        return serve_stream(stream, local, remote, transport, tx).await;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_stream(stream, local, remote, transport, tx).await,
+        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+    }
+}
+
+async fn serve_stream<S>(
+    stream: S,
+    local: SocketAddr,
+    remote: SocketAddr,
+    transport: Transport,
+    tx: mpsc::Sender<Input>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match transport {
+        Transport::Ws | Transport::Wss => serve_ws(stream, local, remote, transport, tx).await,
+        _ => serve_tcp(stream, local, remote, transport, tx).await,
+    }
+}
+
+/// Frames one TCP or TLS stream into SIP messages, answers CRLF keepalives, and writes what the
+/// signalling task queues for it.
+async fn serve_tcp<S>(
+    stream: S,
+    local: SocketAddr,
+    remote: SocketAddr,
+    transport: Transport,
+    tx: mpsc::Sender<Input>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CONNECTION_QUEUE);
     if tx
         .send(Input::Connected {
@@ -309,7 +376,7 @@ async fn serve_tcp(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input
                 Ok(None) => break,
                 Ok(Some(Frame::Message(payload))) => {
                     let input = Input::Message {
-                        transport: Transport::Tcp,
+                        transport,
                         local,
                         remote,
                         payload,
@@ -338,7 +405,7 @@ async fn serve_tcp(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input
     let _ = writing.await;
 }
 
-async fn write_tcp(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_tcp<W: AsyncWrite + Unpin>(mut writer: W, mut rx: mpsc::Receiver<Vec<u8>>) {
     while let Some(bytes) = rx.recv().await {
         if writer.write_all(&bytes).await.is_err() {
             return;
@@ -372,22 +439,31 @@ fn select_sip_subprotocol(request: &Request, mut response: Response) -> Result<R
 
 /// One WebSocket connection: handshake, one SIP message per WebSocket message (RFC 7118 §5), pings
 /// every [`WS_PING_INTERVAL`], closed after [`WS_IDLE_LIMIT`] of silence.
-async fn serve_ws(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input>) {
-    let Ok(local) = stream.local_addr() else { return };
-    let _ = stream.set_nodelay(true);
+async fn serve_ws<S>(
+    stream: S,
+    local: SocketAddr,
+    remote: SocketAddr,
+    transport: Transport,
+    tx: mpsc::Sender<Input>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE_LEN))
         .max_frame_size(Some(MAX_MESSAGE_LEN));
-    let ws =
-        match tokio_tungstenite::accept_hdr_async_with_config(stream, select_sip_subprotocol, Some(config))
-            .await
-        {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::debug!(%remote, error = %e, "WebSocket handshake refused");
-                return;
-            }
-        };
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, select_sip_subprotocol, Some(config));
+    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "WebSocket handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "WebSocket handshake timed out");
+            return;
+        }
+    };
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONNECTION_QUEUE);
     if tx
@@ -411,14 +487,14 @@ async fn serve_ws(stream: TcpStream, remote: SocketAddr, tx: mpsc::Sender<Input>
                 Some(Ok(WsMessage::Text(text))) => {
                     last_heard = tokio::time::Instant::now();
                     let payload = text.as_str().as_bytes().to_vec();
-                    let input = Input::Message { transport: Transport::Ws, local, remote, payload };
+                    let input = Input::Message { transport, local, remote, payload };
                     if tx.send(input).await.is_err() {
                         break;
                     }
                 }
                 Some(Ok(WsMessage::Binary(bytes))) => {
                     last_heard = tokio::time::Instant::now();
-                    let input = Input::Message { transport: Transport::Ws, local, remote, payload: bytes.to_vec() };
+                    let input = Input::Message { transport, local, remote, payload: bytes.to_vec() };
                     if tx.send(input).await.is_err() {
                         break;
                     }

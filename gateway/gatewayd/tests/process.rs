@@ -260,7 +260,7 @@ fn tcp_exchange(port: u16, chunks: &[&str]) -> String {
 }
 
 /// Reads one Content-Length framed message (or a lone CRLF pong) from a stream.
-fn read_sip(stream: &mut TcpStream) -> String {
+fn read_sip(stream: &mut impl Read) -> String {
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     loop {
@@ -458,6 +458,185 @@ fn answers_options_over_websocket_with_sip_subprotocol() {
         "{stderr}"
     );
     assert!(stderr.contains("WebSocket handshake refused"), "{stderr}");
+}
+
+/// A self-signed certificate for 127.0.0.1, written as PEM into `dir`; returns the certificate DER.
+fn self_signed(dir: &std::path::Path) -> rustls::pki_types::CertificateDer<'static> {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    std::fs::write(dir.join("certs/gw.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("certs/gw.key"), ck.signing_key.serialize_pem()).unwrap();
+    ck.cert.der().clone()
+}
+
+fn client_tls(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
+
+#[test]
+fn answers_options_over_tls_and_secure_websocket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = scratch("tls");
+    let cert = self_signed(&dir);
+    let tls_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let wss_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("gatewayd.toml");
+    // Relative certificate paths resolve against the config file's folder.
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sip]\n[[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1\"\nport = {tls_port}\n\
+             [[sip.listen]]\ntransport = \"wss\"\naddress = \"127.0.0.1\"\nport = {wss_port}\n\
+             [sip.tls]\ncertificate = \"certs/gw.pem\"\nprivate_key = \"certs/gw.key\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run_to_end(&["--check-config", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let gw = Gateway::start(&["--config", cfg.to_str().unwrap()]);
+
+    // SIP over TLS, with a blocking rustls client that verifies our certificate.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let tcp = loop {
+        match TcpStream::connect(("127.0.0.1", tls_port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no TLS listener: {e}");
+                std::thread::yield_now();
+            }
+        }
+    };
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(client_tls(cert.clone(), &[]), name.clone()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(
+        tcp_options("tls-1", 1)
+            .replace("SIP/2.0/TCP", "SIP/2.0/TLS")
+            .as_bytes(),
+    )
+    .unwrap();
+    let resp = read_sip(&mut tls);
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    assert!(
+        resp.contains("Via: SIP/2.0/TLS client.invalid:1;branch=z9hG4bK-tls-1-1;received=127.0.0.1\r\n"),
+        "{resp}"
+    );
+
+    // Secure WebSocket, as a browser on wss:// would connect.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", wss_port))
+            .await
+            .unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client_tls(cert, &[b"http/1.1"]));
+        let tls = connector.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+        let mut req = format!("wss://127.0.0.1:{wss_port}")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("sec-websocket-protocol", "sip".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+        let options =
+            tcp_options("wss-1", 1).replace("SIP/2.0/TCP client.invalid:1", "SIP/2.0/WSS k3l8s0d.invalid");
+        ws.send(Message::text(options)).await.unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let text = reply.into_text().unwrap().to_string();
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert!(
+            text.contains("Via: SIP/2.0/WSS k3l8s0d.invalid;branch=z9hG4bK-wss-1-1;received=127.0.0.1\r\n"),
+            "{text}"
+        );
+        ws.close(None).await.unwrap();
+    });
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "SIP listening transport=\"wss\" address=127.0.0.1:{wss_port}"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unusable_certificates_are_refused_naming_the_file() {
+    let dir = scratch("badtls");
+    self_signed(&dir);
+    let cfg = dir.join("gatewayd.toml");
+    let write = |cert: &str, key: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sip]\n[[sip.listen]]\ntransport = \"wss\"\naddress = \"127.0.0.1\"\nport = 7443\n\
+                 [sip.tls]\ncertificate = \"{cert}\"\nprivate_key = \"{key}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    std::fs::write(dir.join("certs/garbage.pem"), "not a certificate\n").unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    std::fs::write(dir.join("certs/other.key"), other.signing_key.serialize_pem()).unwrap();
+    let d = dir.display();
+    for (cert, key, expect) in [
+        (
+            "certs/gw.pem",
+            "certs/missing.key",
+            format!("{d}/certs/missing.key: cannot read private key"),
+        ),
+        (
+            "certs/garbage.pem",
+            "certs/gw.key",
+            format!("{d}/certs/garbage.pem: cannot read certificate chain: no CERTIFICATE"),
+        ),
+        (
+            "certs/gw.pem",
+            "certs/other.key",
+            "certificate and key cannot be used together".to_owned(),
+        ),
+    ] {
+        write(cert, key);
+        for args in [
+            vec!["--check-config", "-c", cfg.to_str().unwrap()],
+            vec!["-c", cfg.to_str().unwrap()],
+        ] {
+            let (code, _, stderr) = run_to_end(&args);
+            assert_eq!(code, 2, "{cert} {key}: {stderr}");
+            assert!(stderr.contains(&expect), "expected {expect:?} in {stderr}");
+        }
+    }
 }
 
 fn run_to_end(args: &[&str]) -> (i32, String, String) {
