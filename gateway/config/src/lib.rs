@@ -111,6 +111,21 @@ pub struct SipConfig {
     /// Certificate and key for the `tls` and `wss` listeners.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Where calls go (the PBX or SIP trunk). Without it, INVITEs are answered 501.
+    #[serde(default)]
+    pub trunk: Option<TrunkConfig>,
+}
+
+/// `[sip.trunk]`: the next hop for calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// IP address of the trunk or PBX (no DNS yet).
+    pub address: IpAddr,
+    /// Its SIP port.
+    pub port: Port,
+    /// Transport toward it; `udp` for now, sent from the first `udp` listener.
+    pub transport: Transport,
 }
 
 /// `[sip.tls]`: PEM files. Relative paths are relative to the configuration file's folder.
@@ -460,6 +475,28 @@ impl Config {
         if self.sip.listen.is_empty() {
             return Err((listen_path(), "at least one listener is required".into()));
         }
+        if let Some(trunk) = &self.sip.trunk {
+            let key = vec![
+                Seg::Key("sip".into()),
+                Seg::Key("trunk".into()),
+                Seg::Key("transport".into()),
+            ];
+            if trunk.transport != Transport::Udp {
+                return Err((
+                    key,
+                    format!(
+                        "transport \"{}\" toward a trunk is not supported yet; use \"udp\"",
+                        trunk.transport
+                    ),
+                ));
+            }
+            if !self.sip.listen.iter().any(|l| l.transport == Transport::Udp) {
+                return Err((
+                    key,
+                    "a udp trunk needs a udp listener in sip.listen to send from".into(),
+                ));
+            }
+        }
         for (i, l) in self.sip.listen.iter().enumerate() {
             if l.transport.needs_certificate() && self.sip.tls.is_none() {
                 let mut path = listen_path();
@@ -668,6 +705,19 @@ mod tests {
         assert_eq!(tls.private_key, PathBuf::from("/abs/gw.key"));
         let e = err(&format!("{GOOD}[sip.tls]\ncertificate = \"a\"\n"));
         assert!(e.to_string().contains("missing field `private_key`"), "{e}");
+    }
+
+    #[test]
+    fn trunk_is_checked_against_listeners() {
+        let trunk = "[sip.trunk]\naddress = \"127.0.0.1\"\nport = 5070\ntransport = \"udp\"\n";
+        let c = Config::parse(&format!("{GOOD}{trunk}"), "x").unwrap();
+        assert_eq!(c.sip.trunk.map(|t| t.port.get()), Some(5070));
+        let e = err(&format!("{GOOD}{}", trunk.replace("\"udp\"", "\"tcp\"")));
+        assert_eq!((e.key(), e.line()), (Some("sip.trunk.transport"), Some(9)), "{e}");
+        let e = err(&format!("{}{trunk}", GOOD.replace("\"udp\"", "\"tcp\"")));
+        assert!(e.to_string().contains("needs a udp listener"), "{e}");
+        let e = err(&format!("{GOOD}{}", trunk.replace("5070", "0")));
+        assert_eq!(e.key(), Some("sip.trunk.port"), "{e}");
     }
 
     #[test]

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edge_config::{Config, Transport as ConfigTransport};
+use edge_sip::b2bua::{CallEvent, Trunk};
 use edge_sip::framing::{Frame, StreamFramer};
 use edge_sip::message::MAX_MESSAGE_LEN;
-use edge_sip::transaction::TimerConfig;
+use edge_sip::transaction::{Route, TimerConfig};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 
 use crate::tls::TlsConfigs;
@@ -55,6 +56,9 @@ pub(crate) enum ShellError {
     /// The OS random source failed.
     #[error("cannot read the OS random source: {0}")]
     Entropy(getrandom::Error),
+    /// The trunk cannot be reached from any local address.
+    #[error("cannot route to the trunk {remote}: {reason}")]
+    Trunk { remote: SocketAddr, reason: String },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -144,10 +148,18 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
         Some(s) => Some(s.as_str().to_owned()),
     };
     let tag_secret = getrandom::u64().map_err(ShellError::Entropy)?;
+    let trunk = match &config.sip.trunk {
+        Some(t) => Some(trunk_route(t, &udp).await?),
+        None => None,
+    };
+    if let Some(t) = &trunk {
+        tracing::info!(trunk = %t.route.remote, from = %t.route.local, "calls go to the trunk");
+    }
     let mut endpoint = Endpoint::new(EndpointConfig {
         server,
         tag_secret,
         timers: TimerConfig::default(),
+        trunk,
     });
     let mut out = Outbound {
         udp,
@@ -164,6 +176,7 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
             () = sleep_until(wake), if wake.is_some() => {
                 endpoint.handle_timeout(now());
                 out.send_all(&mut endpoint).await;
+                log_calls(&mut endpoint);
             }
             input = rx.recv() => match input {
                 None => break "listeners closed",
@@ -181,17 +194,20 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
                         Outcome::Answered { method, code } => {
                             tracing::debug!(%remote, %method, code, "answered");
                         }
+                        Outcome::Relayed { method } => tracing::debug!(%remote, %method, "relayed"),
                         Outcome::Absorbed => {}
                         Outcome::Dropped(why) => {
                             tracing::debug!(%remote, reason = %why, "dropped malformed message");
                         }
                     }
                     out.send_all(&mut endpoint).await;
+                    log_calls(&mut endpoint);
+                log_calls(&mut endpoint);
                 }
             }
         }
     };
-    tracing::info!(signal, "stopping");
+    tracing::info!(signal, active_calls = endpoint.active_calls(), "stopping");
     for task in tasks {
         task.abort();
     }
@@ -214,7 +230,12 @@ impl Outbound {
         while let Some(t) = endpoint.poll_transmit() {
             match t.transport {
                 Transport::Udp => {
-                    let Some((socket, _)) = self.udp.iter().find(|(_, l)| *l == t.local) else {
+                    // A wildcard listener (0.0.0.0:5060) sends what the core addressed from a concrete
+                    // local address on the same port.
+                    let matches = |l: &SocketAddr| {
+                        *l == t.local || (l.ip().is_unspecified() && l.port() == t.local.port())
+                    };
+                    let Some((socket, _)) = self.udp.iter().find(|(_, l)| matches(l)) else {
                         tracing::warn!(local = %t.local, "no UDP listener for an outgoing SIP message");
                         continue;
                     };
@@ -237,6 +258,62 @@ impl Outbound {
             }
         }
     }
+}
+
+/// Call events, one log line each (CDRs will be built from the same events).
+fn log_calls(endpoint: &mut Endpoint) {
+    while let Some(event) = endpoint.poll_call_event() {
+        match event {
+            CallEvent::Started { call } => tracing::info!(?call, "call started"),
+            CallEvent::Answered { call } => tracing::info!(?call, "call answered"),
+            CallEvent::Ended { call, reason } => tracing::info!(?call, %reason, "call ended"),
+        }
+    }
+}
+
+/// Where calls to the trunk leave from: the first UDP listener, with a concrete local address (the one
+/// the kernel would use toward the trunk) when the listener is bound to a wildcard.
+async fn trunk_route(
+    t: &edge_config::TrunkConfig,
+    udp: &[(Arc<UdpSocket>, SocketAddr)],
+) -> Result<Trunk, ShellError> {
+    let remote = SocketAddr::new(t.address, t.port.get());
+    let Some((_, listener)) = udp.first() else {
+        // Config validation requires a UDP listener for a UDP trunk.
+        return Err(ShellError::Trunk {
+            remote,
+            reason: "no udp listener to send from".into(),
+        });
+    };
+    let mut local = *listener;
+    if local.ip().is_unspecified() {
+        let probe = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+            .await
+            .and_then(|s| s.local_addr().map(|_| s))
+            .map_err(|e| ShellError::Trunk {
+                remote,
+                reason: e.to_string(),
+            })?;
+        probe.connect(remote).await.map_err(|e| ShellError::Trunk {
+            remote,
+            reason: e.to_string(),
+        })?;
+        let ip = probe
+            .local_addr()
+            .map_err(|e| ShellError::Trunk {
+                remote,
+                reason: e.to_string(),
+            })?
+            .ip();
+        local = SocketAddr::new(ip, local.port());
+    }
+    Ok(Trunk {
+        route: Route {
+            transport: Transport::Udp,
+            local,
+            remote,
+        },
+    })
 }
 
 /// The clock, read here and handed to the cores.

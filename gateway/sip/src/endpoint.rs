@@ -10,6 +10,7 @@
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
+use crate::b2bua::{self, B2bua, CallEvent, Handled, Trunk};
 use crate::message::{HeaderName, Message, Method, StartLine, header_param};
 use crate::transaction::{Route, TimerConfig, TransactionLayer, TxEvent, TxId, response_for};
 use crate::transport::{Datagram, Transmit};
@@ -32,6 +33,8 @@ pub struct EndpointConfig {
     pub tag_secret: u64,
     /// T1, T2, T4.
     pub timers: TimerConfig,
+    /// Where calls go. Without a trunk the endpoint answers INVITE with 501 (signalling-only mode).
+    pub trunk: Option<Trunk>,
 }
 
 /// Counters; the shell exposes them in logs and, later, metrics.
@@ -65,6 +68,11 @@ pub enum Outcome {
         /// Status code sent.
         code: u16,
     },
+    /// Handed to the call core, which relays it (an INVITE offered to the trunk).
+    Relayed {
+        /// Request method.
+        method: Method,
+    },
     /// Nothing new to answer (retransmission, ACK, stray response, keepalive).
     Absorbed,
     /// Dropped; the reason names what was wrong.
@@ -76,6 +84,7 @@ pub enum Outcome {
 pub struct Endpoint {
     config: EndpointConfig,
     transactions: TransactionLayer,
+    b2bua: Option<B2bua>,
     stats: Stats,
 }
 
@@ -86,11 +95,31 @@ impl Endpoint {
             s.retain(|c| !c.is_control());
         }
         let transactions = TransactionLayer::new(config.timers);
+        // The call core's ids come from the same secret, decorrelated (SplitMix64 of a different value).
+        let b2bua = config.trunk.map(|trunk| {
+            B2bua::new(
+                trunk,
+                config.server.clone(),
+                config.timers,
+                config.tag_secret ^ 0x5eed_ca11_b2b0_a000,
+            )
+        });
         Self {
             config,
             transactions,
+            b2bua,
             stats: Stats::default(),
         }
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.b2bua.as_ref().map_or(0, B2bua::active_calls)
+    }
+
+    /// The next call event (started, answered, ended), for logs and CDRs.
+    pub fn poll_call_event(&mut self) -> Option<CallEvent> {
+        self.b2bua.as_mut().and_then(B2bua::poll_event)
     }
 
     /// Counters so far.
@@ -110,12 +139,20 @@ impl Endpoint {
 
     /// When [`Self::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.transactions.poll_timeout()
+        let calls = self.b2bua.as_ref().and_then(B2bua::poll_timeout);
+        match (self.transactions.poll_timeout(), calls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.transactions.handle_timeout(now);
+        self.drain_events(now, None);
+        if let Some(b2bua) = &mut self.b2bua {
+            b2bua.handle_timeout(now, &mut self.transactions);
+        }
         self.drain_events(now, None);
     }
 
@@ -177,21 +214,79 @@ impl Endpoint {
                 TxEvent::Request {
                     tx: Some(tx),
                     request,
-                    ..
+                    route,
                 } => {
                     let v = verdict.take().unwrap_or(Ok(()));
-                    outcome = Some(self.serve(now, tx, &request, v));
+                    outcome = Some(self.dispatch(now, tx, &request, route, v));
                 }
-                // ACKs to our 2xx (none yet) and ACKs matching nothing.
-                TxEvent::Request { tx: None, .. } => {}
-                TxEvent::StrayResponse { .. } => self.stats.stray_responses += 1,
-                // No client transactions yet: responses cannot arrive for one.
-                TxEvent::Response { .. } => {}
-                TxEvent::Timeout { .. } => self.stats.timeouts += 1,
+                // ACKs to 2xx and ACKs matching nothing.
+                TxEvent::Request {
+                    tx: None, request, ..
+                } => {
+                    if let Some(b2bua) = &mut self.b2bua {
+                        b2bua.ack(now, &request, &mut self.transactions);
+                    }
+                }
+                TxEvent::StrayResponse { response, .. } => {
+                    let ours = self
+                        .b2bua
+                        .as_mut()
+                        .is_some_and(|b| b.stray_response(&response, &mut self.transactions));
+                    if !ours {
+                        self.stats.stray_responses += 1;
+                    }
+                }
+                TxEvent::Response { tx, response } => {
+                    if let Some(b2bua) = &mut self.b2bua {
+                        b2bua.response(now, tx, &response, &mut self.transactions);
+                    }
+                }
+                TxEvent::Timeout { tx, .. } => {
+                    self.stats.timeouts += 1;
+                    if let Some(b2bua) = &mut self.b2bua {
+                        b2bua.timeout(now, tx, &mut self.transactions);
+                    }
+                }
                 TxEvent::Terminated { .. } => {}
             }
         }
         outcome
+    }
+
+    /// A new request: to the call core when it is about calls, otherwise the local UAS logic.
+    fn dispatch(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        route: Route,
+        verdict: Result<(), Rejection>,
+    ) -> Outcome {
+        let method = request.method().cloned().unwrap_or(Method::Other(String::new()));
+        let in_dialog = request
+            .header(&HeaderName::To)
+            .and_then(|t| header_param(t, "tag"))
+            .is_some();
+        if verdict.is_ok()
+            && let Some(b2bua) = &mut self.b2bua
+        {
+            let tl = &mut self.transactions;
+            let handled = match method {
+                Method::Invite if !in_dialog => b2bua.invite(now, tx, request, route, tl),
+                Method::Cancel => b2bua.cancel(now, tx, request, tl),
+                _ if in_dialog => b2bua.in_dialog(now, tx, request, tl),
+                _ => Handled::No,
+            };
+            match handled {
+                Handled::Yes(Some(code)) => {
+                    self.stats.responses_sent += 1;
+                    return Outcome::Answered { method, code };
+                }
+                Handled::Yes(None) => return Outcome::Relayed { method },
+                Handled::No => {}
+            }
+        }
+        self.serve(now, tx, request, verdict, in_dialog)
     }
 
     /// The UAS logic for one new request.
@@ -201,8 +296,10 @@ impl Endpoint {
         tx: TxId,
         request: &Message,
         verdict: Result<(), Rejection>,
+        in_dialog: bool,
     ) -> Outcome {
         let method = request.method().cloned().unwrap_or(Method::Other(String::new()));
+        let allow = if self.b2bua.is_some() { b2bua::ALLOW } else { ALLOW };
         let (code, reason, headers) = match verdict {
             Err(r) => {
                 if r.code != 420 {
@@ -215,17 +312,18 @@ impl Endpoint {
                     200,
                     "OK".to_owned(),
                     vec![
-                        (HeaderName::Allow, ALLOW.to_owned()),
+                        (HeaderName::Allow, allow.to_owned()),
                         (HeaderName::Accept, "application/sdp".to_owned()),
                         (HeaderName::Other("Accept-Encoding".into()), "identity".to_owned()),
                     ],
                 ),
-                // No dialog or transaction exists for these to act on (RFC 3261 §9.2, §15.1.2).
+                // No dialog or transaction exists for these to act on (RFC 3261 §9.2, §12.2.2).
                 Method::Cancel | Method::Bye => (481, "Call/Transaction Does Not Exist".to_owned(), vec![]),
+                _ if in_dialog => (481, "Call/Transaction Does Not Exist".to_owned(), vec![]),
                 _ => (
                     501,
                     "Not Implemented".to_owned(),
-                    vec![(HeaderName::Allow, ALLOW.to_owned())],
+                    vec![(HeaderName::Allow, allow.to_owned())],
                 ),
             },
         };
@@ -301,6 +399,7 @@ mod tests {
             server: Some("RTC-Edge/test".into()),
             tag_secret: 42,
             timers: TimerConfig::default(),
+            trunk: None,
         })
     }
 
@@ -472,6 +571,7 @@ mod tests {
             server: Some(String::new()),
             tag_secret: 1,
             timers: TimerConfig::default(),
+            trunk: None,
         });
         let req = request("OPTIONS", "").replace("To: <sip:gw@192.0.2.1>", "To: <sip:gw@192.0.2.1>;tag=mine");
         let (_, t) = feed(&mut ep, &req);

@@ -31,6 +31,7 @@ pub(crate) fn test_epoch() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+pub mod b2bua;
 pub mod endpoint;
 pub mod framing;
 pub mod message;

@@ -1,0 +1,1554 @@
+//! The back-to-back user agent: one call = two dialogs (leg A, where the call came from; leg B, toward
+//! the trunk), bridged, sans-IO.
+//!
+//! Leg B is a new dialog: its own Call-ID, tags, Via and Contact, so nothing of one side's topology
+//! reaches the other (no Via, Record-Route, Contact or Call-ID crosses). What crosses: the identities
+//! (From/To URIs), the request-URI user, the body (SDP, passed through until the media plane anchors it)
+//! and status codes, mapped where a code means something else on the other leg.
+//!
+//! Implemented: INVITE with or without SDP (late offer: the ACK carries the answer), provisional
+//! responses and early media (183 relayed without `Require: 100rel`), 2xx with the A-leg 2xx
+//! retransmitted until ACK (RFC 3261 §13.3.1.4), BYE from either side, CANCEL (with the CANCEL/200
+//! race: a 2xx arriving after a CANCEL is ACKed and BYEd), error responses mapped across, Timer B → 408,
+//! Max-Forwards (483). In-dialog UPDATE/INFO/OPTIONS are answered locally (session timers are terminated
+//! per leg); re-INVITE relay, registrations and flows are still to come.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::message::{HeaderName, Message, Method, StartLine, header_param};
+use crate::transaction::{MAGIC_COOKIE, Route, TimerConfig, TransactionLayer, TxId, response_for};
+use crate::transport::Transport;
+use crate::uri::SipUri;
+
+/// Methods allowed once the B2BUA is on (the `Allow` header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+
+/// Where calls go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trunk {
+    /// Transport, our local address to send from, and the trunk's address.
+    pub route: Route,
+}
+
+/// Identifiers (Call-IDs, tags, branches): a SplitMix64 stream from a seed the shell draws from the OS.
+#[derive(Debug, Clone)]
+pub struct Ids {
+    state: u64,
+}
+
+impl Ids {
+    /// A stream from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// 16 hex digits.
+    pub fn token(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
+    }
+}
+
+/// Identifies a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(u64);
+
+/// What the B2BUA reports (for logs, metrics and CDRs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// A call was accepted from leg A and offered to the trunk.
+    Started {
+        /// The call.
+        call: CallRef,
+    },
+    /// The callee answered.
+    Answered {
+        /// The call.
+        call: CallRef,
+    },
+    /// The call is over; `reason` says how.
+    Ended {
+        /// The call.
+        call: CallRef,
+        /// e.g. "BYE from A", "486 from B", "CANCEL from A".
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    A,
+    B,
+}
+
+/// One dialog (RFC 3261 §12) as seen by us.
+#[derive(Debug, Clone)]
+struct Leg {
+    /// How to reach the peer: for leg A the flow the call came in on, for leg B the trunk or the
+    /// peer's Contact.
+    route: Route,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    /// name-addr without tag.
+    local_uri: String,
+    remote_uri: String,
+    /// The peer's Contact URI.
+    remote_target: String,
+    /// Route headers for requests we send, in order.
+    route_set: Vec<String>,
+    local_cseq: u32,
+    /// Our Contact on this leg.
+    contact: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE sent to B, no final answer yet.
+    Early,
+    /// 2xx sent to A, waiting for A's ACK.
+    Answered,
+    /// ACK received: the call is up.
+    Confirmed,
+    /// BYE/CANCEL under way; the call is removed once the other leg has been told.
+    Ending,
+}
+
+#[derive(Debug)]
+struct Call {
+    a: Leg,
+    b: Leg,
+    phase: Phase,
+    /// A's INVITE, for building responses on leg A.
+    a_invite: Message,
+    /// A's INVITE server transaction until it has its final response.
+    a_tx: Option<TxId>,
+    /// Our INVITE to B, for CANCEL.
+    b_invite: Message,
+    b_tx: Option<TxId>,
+    b_provisional: bool,
+    cancel_pending: bool,
+    cancelled: bool,
+    /// A's INVITE had no SDP: B's 2xx carries the offer and A's ACK the answer.
+    late_offer: bool,
+    /// The 2xx we sent A, retransmitted until its ACK.
+    a_2xx: Option<Message>,
+    a_2xx_interval: Duration,
+    /// The ACK we sent B for its 2xx, resent if B retransmits the 2xx.
+    b_ack: Option<Message>,
+    /// The B 2xx waiting for A's ACK (late offer).
+    b_2xx_unacked: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    BInvite,
+    Cancel,
+    Bye,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum CallTimer {
+    /// Retransmit the 2xx on leg A (T1 doubling to T2).
+    Resend2xx,
+    /// No ACK for 64·T1: end the call.
+    AckTimeout,
+}
+
+/// The call core.
+#[derive(Debug)]
+pub struct B2bua {
+    trunk: Trunk,
+    server: Option<String>,
+    timers_cfg: TimerConfig,
+    ids: Ids,
+    next: u64,
+    calls: HashMap<CallRef, Call>,
+    /// (Call-ID, our tag) → call and side, for in-dialog requests.
+    dialogs: HashMap<(String, String), (CallRef, Side)>,
+    client_txs: HashMap<TxId, (CallRef, Purpose)>,
+    timers: BTreeSet<(Instant, CallRef, CallTimer)>,
+    events: Vec<CallEvent>,
+}
+
+/// Result of offering a request to the B2BUA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// The B2BUA answered or relayed it (the code is what leg A or the sender got, if any).
+    Yes(Option<u16>),
+    /// Not for the B2BUA (no matching dialog or call).
+    No,
+}
+
+impl B2bua {
+    /// A call core sending calls to `trunk`; `server` is our Server/User-Agent text; `seed` feeds the ids.
+    pub fn new(trunk: Trunk, server: Option<String>, timers: TimerConfig, seed: u64) -> Self {
+        Self {
+            trunk,
+            server,
+            timers_cfg: timers,
+            ids: Ids::new(seed),
+            next: 1,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            client_txs: HashMap::new(),
+            timers: BTreeSet::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The next call event.
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    /// When [`Self::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(at, _, _)| *at)
+    }
+
+    /// Fires due call timers.
+    pub fn handle_timeout(&mut self, now: Instant, tl: &mut TransactionLayer) {
+        while let Some(&(at, call, timer)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, call, timer));
+            match timer {
+                CallTimer::Resend2xx => {
+                    let Some(c) = self.calls.get_mut(&call) else {
+                        continue;
+                    };
+                    if c.phase != Phase::Answered {
+                        continue;
+                    }
+                    if let Some(ok) = c.a_2xx.clone() {
+                        tl.send_stateless(&ok, c.a.route);
+                    }
+                    c.a_2xx_interval = (c.a_2xx_interval * 2).min(self.timers_cfg.t2);
+                    let next = at + c.a_2xx_interval;
+                    self.timers.insert((next, call, CallTimer::Resend2xx));
+                }
+                CallTimer::AckTimeout => {
+                    if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Answered) {
+                        // §13.3.1.4: no ACK within 64·T1 — the session is terminated.
+                        self.bye(now, call, Side::A, tl);
+                        self.bye(now, call, Side::B, tl);
+                        self.end(call, "no ACK from A");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new out-of-dialog INVITE from leg A on server transaction `tx`.
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        route: Route,
+        tl: &mut TransactionLayer,
+    ) -> Handled {
+        let max_forwards = request
+            .header(&HeaderName::MaxForwards)
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(70);
+        if max_forwards == 0 {
+            return self.reply(now, tl, tx, request, 483, "Too Many Hops", None);
+        }
+        let Some(b) = self.b_invite(request, max_forwards - 1) else {
+            return self.reply(
+                now,
+                tl,
+                tx,
+                request,
+                400,
+                "Bad Request (unusable From, To or Request-URI)",
+                None,
+            );
+        };
+        let (b_invite, b_leg) = b;
+        let Ok(b_tx) = tl.start_client(now, b_invite.clone(), b_leg.route) else {
+            return self.reply(now, tl, tx, request, 500, "Server Internal Error", None);
+        };
+        let call = CallRef(self.next);
+        self.next += 1;
+        let a_leg = Leg {
+            route,
+            call_id: request.header(&HeaderName::CallId).unwrap_or_default().to_owned(),
+            local_tag: self.ids.token(),
+            remote_tag: request
+                .header(&HeaderName::From)
+                .and_then(|f| header_param(f, "tag"))
+                .flatten()
+                .map(str::to_owned),
+            local_uri: strip_tag(request.header(&HeaderName::To).unwrap_or_default()),
+            remote_uri: strip_tag(request.header(&HeaderName::From).unwrap_or_default()),
+            remote_target: contact_uri(request).unwrap_or_default(),
+            route_set: request
+                .headers
+                .iter()
+                .filter(|h| h.name == HeaderName::RecordRoute)
+                .map(|h| h.value.clone())
+                .collect(),
+            local_cseq: 0,
+            contact: our_contact(route),
+        };
+        self.dialogs
+            .insert((a_leg.call_id.clone(), a_leg.local_tag.clone()), (call, Side::A));
+        self.dialogs
+            .insert((b_leg.call_id.clone(), b_leg.local_tag.clone()), (call, Side::B));
+        self.client_txs.insert(b_tx, (call, Purpose::BInvite));
+        self.calls.insert(
+            call,
+            Call {
+                a: a_leg,
+                b: b_leg,
+                phase: Phase::Early,
+                late_offer: request.body.is_empty(),
+                a_invite: request.clone(),
+                a_tx: Some(tx),
+                b_invite,
+                b_tx: Some(b_tx),
+                b_provisional: false,
+                cancel_pending: false,
+                cancelled: false,
+                a_2xx: None,
+                a_2xx_interval: self.timers_cfg.t1,
+                b_ack: None,
+                b_2xx_unacked: false,
+            },
+        );
+        self.events.push(CallEvent::Started { call });
+        Handled::Yes(None)
+    }
+
+    /// A CANCEL on server transaction `tx`: answered 200, the INVITE 487, leg B cancelled.
+    pub fn cancel(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        tl: &mut TransactionLayer,
+    ) -> Handled {
+        let call_id = request.header(&HeaderName::CallId).unwrap_or_default();
+        let from_tag = request
+            .header(&HeaderName::From)
+            .and_then(|f| header_param(f, "tag"))
+            .flatten();
+        let found = self.calls.iter().find(|(_, c)| {
+            c.a.call_id == call_id
+                && c.a.remote_tag.as_deref() == from_tag
+                && c.a_tx.is_some()
+                && c.phase == Phase::Early
+        });
+        let Some((&call, _)) = found else {
+            return Handled::No;
+        };
+        self.reply(now, tl, tx, request, 200, "OK", None);
+        let Some(c) = self.calls.get_mut(&call) else {
+            return Handled::No;
+        };
+        c.cancelled = true;
+        if let Some(a_tx) = c.a_tx.take() {
+            let terminated = self.a_response(call, 487, "Request Terminated", None);
+            if let Some(r) = terminated {
+                let _ = tl.respond(now, a_tx, &r);
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return Handled::No;
+        };
+        if c.b_provisional {
+            self.send_cancel(now, call, tl);
+        } else {
+            // §9.1: a CANCEL may only follow a provisional response; send it when one arrives.
+            c.cancel_pending = true;
+        }
+        Handled::Yes(Some(200))
+    }
+
+    /// An in-dialog request (To tag present) on server transaction `tx`.
+    pub fn in_dialog(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        tl: &mut TransactionLayer,
+    ) -> Handled {
+        let Some((call, side)) = self.dialog_of(request) else {
+            return Handled::No;
+        };
+        let method = request.method().cloned().unwrap_or(Method::Other(String::new()));
+        match method {
+            Method::Bye => {
+                self.reply(now, tl, tx, request, 200, "OK", Some((call, side)));
+                let other = if side == Side::A { Side::B } else { Side::A };
+                let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
+                if early && side == Side::A {
+                    // A BYE before the answer acts as a CANCEL toward B.
+                    let provisional = self.calls.get_mut(&call).is_some_and(|c| {
+                        c.cancelled = true;
+                        c.cancel_pending = !c.b_provisional;
+                        c.b_provisional
+                    });
+                    if provisional {
+                        self.send_cancel(now, call, tl);
+                    }
+                } else {
+                    self.bye(now, call, other, tl);
+                }
+                self.end(
+                    call,
+                    &format!("BYE from {}", if side == Side::A { "A" } else { "B" }),
+                );
+                Handled::Yes(Some(200))
+            }
+            // Session refreshes (RFC 4028) and DTMF INFO are answered per leg.
+            Method::Update | Method::Info | Method::Options
+                if request.body.is_empty() || method == Method::Info =>
+            {
+                self.reply(now, tl, tx, request, 200, "OK", Some((call, side)))
+            }
+            _ => self.reply(now, tl, tx, request, 501, "Not Implemented", Some((call, side))),
+        }
+    }
+
+    /// An ACK without a transaction (to a 2xx). `true` if it belonged to a call.
+    pub fn ack(&mut self, now: Instant, request: &Message, tl: &mut TransactionLayer) -> bool {
+        let Some((call, Side::A)) = self.dialog_of(request) else {
+            return false;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.phase == Phase::Answered {
+            c.phase = Phase::Confirmed;
+            self.timers.retain(|(_, id, _)| *id != call);
+            let Some(c) = self.calls.get_mut(&call) else {
+                return true;
+            };
+            if c.b_2xx_unacked {
+                // Late offer: A's ACK carries the answer to B's offer.
+                let cseq = c.b_invite_cseq();
+                let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), request);
+                tl.send_stateless(&ack, c.b.route);
+                c.b_ack = Some(ack);
+                c.b_2xx_unacked = false;
+            }
+        }
+        let _ = now;
+        true
+    }
+
+    /// A response on one of our client transactions.
+    pub fn response(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        response: &Message,
+        tl: &mut TransactionLayer,
+    ) -> bool {
+        let Some(&(call, purpose)) = self.client_txs.get(&tx) else {
+            return self.stray_2xx(response, tl);
+        };
+        let StartLine::Response { code, reason } = &response.start else {
+            return true;
+        };
+        let code = *code;
+        if code >= 200 {
+            self.client_txs.remove(&tx);
+        }
+        if purpose != Purpose::BInvite {
+            self.forget_if_done(call);
+            return true;
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return true;
+        };
+        if code >= 200 {
+            c.b_tx = None;
+        }
+        match code {
+            100 => {}
+            101..=199 => {
+                c.b_provisional = true;
+                learn_remote(&mut c.b, response, self.trunk.route);
+                if c.cancel_pending {
+                    c.cancel_pending = false;
+                    self.send_cancel(now, call, tl);
+                } else if !c.cancelled
+                    && let Some(a_tx) = c.a_tx
+                    && let Some(r) = self.a_response(call, code, reason, Some(response))
+                {
+                    let _ = tl.respond(now, a_tx, &r);
+                }
+            }
+            200..=299 => {
+                learn_remote(&mut c.b, response, self.trunk.route);
+                if c.cancelled || c.phase == Phase::Ending {
+                    // CANCEL/200 race: the callee answered anyway; ACK it and hang up (§15).
+                    let cseq = c.b_invite_cseq();
+                    let ack = build_in_dialog(
+                        &mut c.b,
+                        &mut self.ids,
+                        &Method::Ack,
+                        Some(cseq),
+                        &Message::empty(),
+                    );
+                    tl.send_stateless(&ack, c.b.route);
+                    self.bye(now, call, Side::B, tl);
+                    self.end(call, "answered after CANCEL");
+                    return true;
+                }
+                if c.late_offer {
+                    c.b_2xx_unacked = true;
+                } else {
+                    let cseq = c.b_invite_cseq();
+                    let ack = build_in_dialog(
+                        &mut c.b,
+                        &mut self.ids,
+                        &Method::Ack,
+                        Some(cseq),
+                        &Message::empty(),
+                    );
+                    tl.send_stateless(&ack, c.b.route);
+                    c.b_ack = Some(ack);
+                }
+                let Some(a_tx) = c.a_tx.take() else { return true };
+                let Some(ok) = self.a_response(call, code, reason, Some(response)) else {
+                    return true;
+                };
+                let _ = tl.respond(now, a_tx, &ok);
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
+                c.phase = Phase::Answered;
+                c.a_2xx = Some(ok);
+                if !c.a.route.transport.is_reliable() {
+                    self.timers
+                        .insert((now + self.timers_cfg.t1, call, CallTimer::Resend2xx));
+                }
+                self.timers
+                    .insert((now + self.timers_cfg.t1 * 64, call, CallTimer::AckTimeout));
+                self.events.push(CallEvent::Answered { call });
+            }
+            _ => {
+                // The transaction layer ACKs the non-2xx; map the code for leg A.
+                if let Some(a_tx) = c.a_tx.take() {
+                    let (mapped, text) = map_failure(code, reason);
+                    if let Some(r) = self.a_response(call, mapped, &text, Some(response)) {
+                        let _ = tl.respond(now, a_tx, &r);
+                    }
+                }
+                self.end(call, &format!("{code} from B"));
+            }
+        }
+        self.forget_if_done(call);
+        true
+    }
+
+    /// Timer B/F on one of our client transactions.
+    pub fn timeout(&mut self, now: Instant, tx: TxId, tl: &mut TransactionLayer) {
+        let Some((call, purpose)) = self.client_txs.remove(&tx) else {
+            return;
+        };
+        if purpose == Purpose::BInvite {
+            let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
+            if let Some(a_tx) = a_tx
+                && let Some(r) = self.a_response(call, 408, "Request Timeout", None)
+            {
+                let _ = tl.respond(now, a_tx, &r);
+            }
+            self.end(call, "no answer from B (Timer B)");
+        } else {
+            self.forget_if_done(call);
+        }
+    }
+
+    /// A response that matched no transaction: a 2xx retransmission from B after its INVITE transaction
+    /// ended gets our ACK again. `true` if it belonged to a call.
+    pub fn stray_response(&mut self, response: &Message, tl: &mut TransactionLayer) -> bool {
+        self.stray_2xx(response, tl)
+    }
+
+    fn stray_2xx(&mut self, response: &Message, tl: &mut TransactionLayer) -> bool {
+        let Some((call, Side::B)) = self.dialog_of_response(response) else {
+            return false;
+        };
+        if let Some(c) = self.calls.get(&call)
+            && let Some(ack) = &c.b_ack
+        {
+            tl.send_stateless(ack, c.b.route);
+        }
+        true
+    }
+
+    fn dialog_of(&self, request: &Message) -> Option<(CallRef, Side)> {
+        let call_id = request.header(&HeaderName::CallId)?;
+        let tag = request
+            .header(&HeaderName::To)
+            .and_then(|t| header_param(t, "tag"))
+            .flatten()?;
+        self.dialogs.get(&(call_id.to_owned(), tag.to_owned())).copied()
+    }
+
+    fn dialog_of_response(&self, response: &Message) -> Option<(CallRef, Side)> {
+        let call_id = response.header(&HeaderName::CallId)?;
+        let tag = response
+            .header(&HeaderName::From)
+            .and_then(|t| header_param(t, "tag"))
+            .flatten()?;
+        self.dialogs.get(&(call_id.to_owned(), tag.to_owned())).copied()
+    }
+
+    /// Answers a request locally (on leg A's or B's dialog if given, for the To-tag).
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        now: Instant,
+        tl: &mut TransactionLayer,
+        tx: TxId,
+        request: &Message,
+        code: u16,
+        reason: &str,
+        dialog: Option<(CallRef, Side)>,
+    ) -> Handled {
+        let mut r = response_for(request, code, reason);
+        let tag = match dialog.and_then(|(call, side)| self.calls.get(&call).map(|c| (c, side))) {
+            Some((c, Side::A)) => Some(c.a.local_tag.clone()),
+            Some((c, Side::B)) => Some(c.b.local_tag.clone()),
+            None => None,
+        };
+        add_to_tag(&mut r, || tag.unwrap_or_else(|| self.ids.token()));
+        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+            r.push_header(HeaderName::Server, s);
+        }
+        let _ = tl.respond(now, tx, &r);
+        Handled::Yes(Some(code))
+    }
+
+    /// A response for leg A's INVITE: our tag and Contact, the body of `from_b` if it has one.
+    fn a_response(
+        &mut self,
+        call: CallRef,
+        code: u16,
+        reason: &str,
+        from_b: Option<&Message>,
+    ) -> Option<Message> {
+        let c = self.calls.get(&call)?;
+        let mut r = response_for(&c.a_invite, code, reason);
+        let tag = c.a.local_tag.clone();
+        add_to_tag(&mut r, || tag);
+        if (101..300).contains(&code) {
+            r.push_header(HeaderName::Contact, c.a.contact.clone());
+        }
+        if (200..300).contains(&code) {
+            r.push_header(HeaderName::Allow, ALLOW);
+        }
+        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+            r.push_header(HeaderName::Server, s);
+        }
+        if let Some(b) = from_b
+            && !b.body.is_empty()
+            && code < 300
+        {
+            if let Some(ct) = b.header(&HeaderName::ContentType) {
+                r.push_header(HeaderName::ContentType, ct);
+            }
+            r.body = b.body.clone();
+        }
+        Some(r)
+    }
+
+    fn send_cancel(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let inv = &c.b_invite;
+        let StartLine::Request { uri, .. } = &inv.start else {
+            return;
+        };
+        let mut cancel = Message {
+            start: StartLine::Request {
+                method: Method::Cancel,
+                uri: uri.clone(),
+                version: "SIP/2.0".into(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        for name in [HeaderName::Via, HeaderName::Route] {
+            for v in inv.headers.iter().filter(|h| h.name == name) {
+                cancel.headers.push(v.clone());
+            }
+        }
+        cancel.push_header(HeaderName::MaxForwards, "70");
+        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+            cancel.push_header(name.clone(), inv.header(&name).unwrap_or_default());
+        }
+        cancel.push_header(HeaderName::CSeq, format!("{} CANCEL", c.b_invite_cseq()));
+        if let Ok(id) = tl.start_client(now, cancel, c.b.route) {
+            self.client_txs.insert(id, (call, Purpose::Cancel));
+        }
+    }
+
+    fn bye(&mut self, now: Instant, call: CallRef, side: Side, tl: &mut TransactionLayer) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let leg = if side == Side::A { &mut c.a } else { &mut c.b };
+        let bye = build_in_dialog(leg, &mut self.ids, &Method::Bye, None, &Message::empty());
+        let route = leg.route;
+        if let Ok(id) = tl.start_client(now, bye, route) {
+            self.client_txs.insert(id, (call, Purpose::Bye));
+        }
+    }
+
+    /// Marks the call over and stops routing its dialogs; the call itself is forgotten once none of
+    /// its client transactions (BYE, CANCEL, the INVITE to B) is pending.
+    fn end(&mut self, call: CallRef, reason: &str) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.phase != Phase::Ending {
+            c.phase = Phase::Ending;
+            let reason = if c.cancelled && !reason.starts_with("answered") {
+                "CANCEL from A"
+            } else {
+                reason
+            };
+            self.events.push(CallEvent::Ended {
+                call,
+                reason: reason.to_owned(),
+            });
+            // Retransmitted BYEs are answered by their transactions; new requests get 481.
+            let a_key = (c.a.call_id.clone(), c.a.local_tag.clone());
+            let b_key = (c.b.call_id.clone(), c.b.local_tag.clone());
+            self.dialogs.remove(&a_key);
+            self.dialogs.remove(&b_key);
+            self.timers.retain(|(_, id, _)| *id != call);
+        }
+        self.forget_if_done(call);
+    }
+
+    fn forget_if_done(&mut self, call: CallRef) {
+        let ending = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Ending);
+        if ending && self.client_txs.values().all(|(c, _)| *c != call) {
+            self.calls.remove(&call);
+        }
+    }
+
+    /// Our INVITE toward the trunk and the B leg it opens.
+    fn b_invite(&mut self, a: &Message, max_forwards: u8) -> Option<(Message, Leg)> {
+        let StartLine::Request { uri, .. } = &a.start else {
+            return None;
+        };
+        let user = request_user(uri)?;
+        let route = self.trunk.route;
+        let target = format!("sip:{user}@{}", route.remote);
+        let call_id = format!("{}@rtc-edge", self.ids.token());
+        let tag = self.ids.token();
+        let from = strip_tag(a.header(&HeaderName::From)?);
+        let to = strip_tag(a.header(&HeaderName::To)?);
+        let contact = our_contact(route);
+        let mut m = Message {
+            start: StartLine::Request {
+                method: Method::Invite,
+                uri: target.clone(),
+                version: "SIP/2.0".into(),
+            },
+            headers: Vec::new(),
+            body: a.body.clone(),
+        };
+        m.push_header(HeaderName::Via, our_via(route, &mut self.ids));
+        m.push_header(HeaderName::MaxForwards, max_forwards.to_string());
+        m.push_header(HeaderName::From, format!("{from};tag={tag}"));
+        m.push_header(HeaderName::To, to.clone());
+        m.push_header(HeaderName::CallId, call_id.clone());
+        m.push_header(HeaderName::CSeq, "1 INVITE");
+        m.push_header(HeaderName::Contact, contact.clone());
+        m.push_header(HeaderName::Allow, ALLOW);
+        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+            m.push_header(HeaderName::UserAgent, s);
+        }
+        if !a.body.is_empty()
+            && let Some(ct) = a.header(&HeaderName::ContentType)
+        {
+            m.push_header(HeaderName::ContentType, ct);
+        }
+        let leg = Leg {
+            route,
+            call_id,
+            local_tag: tag,
+            remote_tag: None,
+            local_uri: from,
+            remote_uri: to,
+            remote_target: target,
+            route_set: Vec::new(),
+            local_cseq: 1,
+            contact,
+        };
+        Some((m, leg))
+    }
+}
+
+impl Call {
+    fn b_invite_cseq(&self) -> u32 {
+        self.b_invite
+            .header(&HeaderName::CSeq)
+            .and_then(|c| c.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
+impl Message {
+    fn empty() -> Self {
+        Self {
+            start: StartLine::Response {
+                code: 0,
+                reason: String::new(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+}
+
+/// A request within `leg`'s dialog (§12.2.1.1); ACK reuses `cseq`, others take the next number. The body
+/// (and Content-Type) of `carry` is copied.
+fn build_in_dialog(
+    leg: &mut Leg,
+    ids: &mut Ids,
+    method: &Method,
+    cseq: Option<u32>,
+    carry: &Message,
+) -> Message {
+    let number = cseq.unwrap_or_else(|| {
+        leg.local_cseq += 1;
+        leg.local_cseq
+    });
+    let mut m = Message {
+        start: StartLine::Request {
+            method: method.clone(),
+            uri: leg.remote_target.clone(),
+            version: "SIP/2.0".into(),
+        },
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    m.push_header(HeaderName::Via, our_via(leg.route, ids));
+    m.push_header(HeaderName::MaxForwards, "70");
+    for r in &leg.route_set {
+        m.push_header(HeaderName::Route, r.clone());
+    }
+    m.push_header(
+        HeaderName::From,
+        format!("{};tag={}", leg.local_uri, leg.local_tag),
+    );
+    match &leg.remote_tag {
+        Some(t) => m.push_header(HeaderName::To, format!("{};tag={t}", leg.remote_uri)),
+        None => m.push_header(HeaderName::To, leg.remote_uri.clone()),
+    }
+    m.push_header(HeaderName::CallId, leg.call_id.clone());
+    m.push_header(HeaderName::CSeq, format!("{number} {method}"));
+    if !carry.body.is_empty() {
+        if let Some(ct) = carry.header(&HeaderName::ContentType) {
+            m.push_header(HeaderName::ContentType, ct);
+        }
+        m.body = carry.body.clone();
+    }
+    m
+}
+
+/// Learns the peer's tag, Contact and Record-Route from a response on leg B (§12.1.2: route set reversed).
+fn learn_remote(leg: &mut Leg, response: &Message, trunk: Route) {
+    if leg.remote_tag.is_none() {
+        leg.remote_tag = response
+            .header(&HeaderName::To)
+            .and_then(|t| header_param(t, "tag"))
+            .flatten()
+            .map(str::to_owned);
+    }
+    if let Some(target) = contact_uri(response) {
+        // Requests go where the Contact (or the first Route) says when it is an IP literal; a host name
+        // would need DNS, which the core does not do: then the trunk address is used.
+        leg.remote_target = target;
+    }
+    let rr: Vec<String> = response
+        .headers
+        .iter()
+        .filter(|h| h.name == HeaderName::RecordRoute)
+        .map(|h| h.value.clone())
+        .collect();
+    if !rr.is_empty() {
+        leg.route_set = rr.into_iter().rev().collect();
+    }
+    let next_hop = leg
+        .route_set
+        .first()
+        .map(|r| uri_in(r).to_owned())
+        .unwrap_or_else(|| leg.remote_target.clone());
+    leg.route = Route {
+        remote: address_of(&next_hop).unwrap_or(trunk.remote),
+        ..trunk
+    };
+}
+
+/// The URI inside a name-addr (`<...>`), or the value itself.
+fn uri_in(value: &str) -> &str {
+    match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => value.get(a + 1..b).unwrap_or(value),
+        _ => value.split(';').next().unwrap_or(value).trim(),
+    }
+}
+
+fn contact_uri(m: &Message) -> Option<String> {
+    m.values(&HeaderName::Contact)
+        .next()
+        .map(|c| uri_in(c).to_owned())
+}
+
+/// The socket address of a SIP URI whose host is an IP literal.
+fn address_of(uri: &str) -> Option<SocketAddr> {
+    let u = SipUri::parse(uri).ok()?;
+    let ip: IpAddr = u.host.parse().ok()?;
+    Some(SocketAddr::new(ip, u.port.unwrap_or(5060)))
+}
+
+/// The user part of a request-URI (`sip:user@host`, `tel:+number`).
+fn request_user(uri: &str) -> Option<String> {
+    if let Some(number) = uri.strip_prefix("tel:") {
+        return Some(number.split(';').next()?.to_owned());
+    }
+    SipUri::parse(uri).ok()?.user.map(str::to_owned)
+}
+
+/// A header value without its `tag` parameter.
+fn strip_tag(value: &str) -> String {
+    let (head, params) = match value.rfind('>') {
+        Some(i) => (value.get(..=i).unwrap_or(value), value.get(i + 1..).unwrap_or("")),
+        None => match value.split_once(';') {
+            Some((h, p)) => (h, p),
+            None => (value, ""),
+        },
+    };
+    let mut out = head.trim().to_owned();
+    for p in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let name = p.split('=').next().unwrap_or("").trim();
+        if !name.eq_ignore_ascii_case("tag") {
+            out.push(';');
+            out.push_str(p);
+        }
+    }
+    out
+}
+
+fn add_to_tag(r: &mut Message, tag: impl FnOnce() -> String) {
+    if let Some(to) = r.headers.iter_mut().find(|h| h.name == HeaderName::To)
+        && header_param(&to.value, "tag").is_none()
+    {
+        to.value = format!("{};tag={}", to.value, tag());
+    }
+}
+
+fn our_via(route: Route, ids: &mut Ids) -> String {
+    format!(
+        "SIP/2.0/{} {};branch={MAGIC_COOKIE}{};rport",
+        route.transport.via_token(),
+        route.local,
+        ids.token()
+    )
+}
+
+fn our_contact(route: Route) -> String {
+    match route.transport {
+        Transport::Udp => format!("<sip:rtc-edge@{}>", route.local),
+        t => format!(
+            "<sip:rtc-edge@{};transport={}>",
+            route.local,
+            t.via_token().to_ascii_lowercase()
+        ),
+    }
+}
+
+/// Failure codes as leg A should see them.
+fn map_failure(code: u16, reason: &str) -> (u16, String) {
+    match code {
+        // A challenge is for the gateway (trunk credentials), never for the browser.
+        401 | 407 => (403, "Forbidden (trunk authentication failed)".into()),
+        // §16.7 logic: a downstream 503 means that server, not us; tell A the callee is unreachable.
+        503 => (480, "Temporarily Unavailable".into()),
+        _ => (code, reason.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::endpoint::{Endpoint, EndpointConfig, Outcome};
+    use crate::transport::{Datagram, Transmit};
+
+    const GW_UDP: &str = "192.0.2.1:5060";
+    const GW_WS: &str = "192.0.2.1:5066";
+    const TRUNK: &str = "203.0.113.10:5060";
+    const BROWSER: &str = "198.51.100.20:50000";
+
+    /// A browser on a WebSocket (leg A), a trunk on UDP (leg B), and the gateway between.
+    struct Net {
+        ep: Endpoint,
+        now: Instant,
+    }
+
+    impl Net {
+        fn new() -> Self {
+            let trunk = Trunk {
+                route: Route {
+                    transport: Transport::Udp,
+                    local: GW_UDP.parse().unwrap(),
+                    remote: TRUNK.parse().unwrap(),
+                },
+            };
+            let ep = Endpoint::new(EndpointConfig {
+                server: Some("RTC-Edge/test".into()),
+                tag_secret: 7,
+                timers: TimerConfig::default(),
+                trunk: Some(trunk),
+            });
+            Self {
+                ep,
+                now: crate::test_epoch(),
+            }
+        }
+
+        fn a_sends(&mut self, text: &str) -> (Outcome, Vec<Transmit>) {
+            self.feed(Transport::Ws, GW_WS, BROWSER, text)
+        }
+
+        fn b_sends(&mut self, text: &str) -> (Outcome, Vec<Transmit>) {
+            self.feed(Transport::Udp, GW_UDP, TRUNK, text)
+        }
+
+        fn feed(
+            &mut self,
+            transport: Transport,
+            local: &str,
+            remote: &str,
+            text: &str,
+        ) -> (Outcome, Vec<Transmit>) {
+            let d = Datagram {
+                transport,
+                local: local.parse().unwrap(),
+                remote: remote.parse().unwrap(),
+                payload: text.as_bytes(),
+            };
+            let o = self.ep.handle_datagram(self.now, d);
+            (o, std::iter::from_fn(|| self.ep.poll_transmit()).collect())
+        }
+
+        fn advance(&mut self, by: Duration) -> Vec<Transmit> {
+            self.now += by;
+            self.ep.handle_timeout(self.now);
+            std::iter::from_fn(|| self.ep.poll_transmit()).collect()
+        }
+    }
+
+    fn to_a(sent: &[Transmit]) -> Vec<Message> {
+        sent.iter()
+            .filter(|t| t.destination == BROWSER.parse().unwrap())
+            .map(|t| Message::parse(&t.payload).unwrap())
+            .collect()
+    }
+
+    fn to_b(sent: &[Transmit]) -> Vec<Message> {
+        sent.iter()
+            .filter(|t| t.destination == TRUNK.parse().unwrap())
+            .map(|t| Message::parse(&t.payload).unwrap())
+            .collect()
+    }
+
+    fn first_line(m: &Message) -> String {
+        String::from_utf8(m.encode())
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn lines(ms: &[Message]) -> Vec<String> {
+        ms.iter().map(first_line).collect()
+    }
+
+    const SDP_A: &str = "v=0\r\no=- 1 1 IN IP4 198.51.100.20\r\ns=-\r\nc=IN IP4 198.51.100.20\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    const SDP_B: &str = "v=0\r\no=- 2 2 IN IP4 203.0.113.10\r\ns=-\r\nc=IN IP4 203.0.113.10\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\n";
+
+    /// JsSIP's INVITE, shortened.
+    fn a_invite(body: &str) -> String {
+        let ct = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".into()
+        };
+        format!(
+            "INVITE sip:bob@gw.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK9uy1cqb\r\n\
+             Max-Forwards: 69\r\n\
+             To: <sip:bob@gw.example.com>\r\n\
+             From: \"Alice\" <sip:alice@gw.example.com>;tag=ahg2k8a5k2\r\n\
+             Call-ID: browser-call-1\r\n\
+             CSeq: 8061 INVITE\r\n\
+             Contact: <sip:k3l8d5@df7jal23ls0d.invalid;transport=ws;ob>\r\n\
+             Session-Expires: 90\r\n\
+             Supported: timer,ice,replaces,outbound\r\n\
+             {ct}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// The trunk's response to the INVITE it received.
+    fn b_response(invite: &Message, code: u16, reason: &str, body: &str) -> String {
+        let mut r = response_for(invite, code, reason);
+        for h in r.headers.iter_mut().filter(|h| h.name == HeaderName::To) {
+            h.value.push_str(";tag=trunk-tag-1");
+        }
+        if code > 100 {
+            r.push_header(HeaderName::Contact, "<sip:bob@203.0.113.10:5060>");
+            r.push_header(HeaderName::RecordRoute, "<sip:203.0.113.10;lr>");
+        }
+        if !body.is_empty() {
+            r.push_header(HeaderName::ContentType, "application/sdp");
+            r.body = body.as_bytes().to_vec();
+        }
+        String::from_utf8(r.encode()).unwrap()
+    }
+
+    /// A request the browser sends within the dialog, echoing the gateway's 2xx To-tag.
+    fn a_in_dialog(method: &str, cseq: u32, a_ok: &Message) -> String {
+        let to = a_ok.header(&HeaderName::To).unwrap();
+        format!(
+            "{method} sip:rtc-edge@192.0.2.1:5066;transport=ws SIP/2.0\r\n\
+             Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK{method}{cseq}\r\n\
+             Max-Forwards: 69\r\n\
+             To: {to}\r\n\
+             From: \"Alice\" <sip:alice@gw.example.com>;tag=ahg2k8a5k2\r\n\
+             Call-ID: browser-call-1\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// No header naming one side's topology may reach the other side. (Bodies are passed through until
+    /// the media plane anchors them and rewrites the SDP.)
+    fn assert_hidden(to_b: &[Message], to_a: &[Message]) {
+        let head = |m: &Message| {
+            let text = String::from_utf8(m.encode()).unwrap();
+            text.split("\r\n\r\n").next().unwrap().to_owned()
+        };
+        for m in to_b {
+            let text = head(m);
+            for leak in [
+                "df7jal23ls0d",
+                "k3l8d5",
+                "browser-call-1",
+                "198.51.100.20",
+                "Session-Expires",
+            ] {
+                assert!(!text.contains(leak), "{leak} leaked to the trunk:\n{text}");
+            }
+        }
+        for m in to_a {
+            let text = head(m);
+            for leak in ["trunk-tag-1", "203.0.113.10", "rtc-edge@192.0.2.1:5060"] {
+                assert!(!text.contains(leak), "{leak} leaked to the browser:\n{text}");
+            }
+        }
+    }
+
+    /// Up to the answer: returns the INVITE the trunk got and the 200 the browser got.
+    fn answered_call(net: &mut Net, body: &str) -> (Message, Message, Vec<Message>) {
+        let (o, sent) = net.a_sends(&a_invite(body));
+        assert_eq!(
+            o,
+            Outcome::Relayed {
+                method: Method::Invite
+            }
+        );
+        assert_eq!(lines(&to_a(&sent)), ["SIP/2.0 100 Trying"]);
+        let b_inv = to_b(&sent).pop().unwrap();
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
+        let mut seen_by_a = to_a(&sent);
+        assert_eq!(lines(&seen_by_a), ["SIP/2.0 180 Ringing"]);
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+        let acks = to_b(&sent);
+        let a_msgs = to_a(&sent);
+        assert_eq!(lines(&a_msgs), ["SIP/2.0 200 OK"]);
+        seen_by_a.extend(a_msgs.clone());
+        if body.is_empty() {
+            assert!(acks.is_empty(), "late offer: B's ACK waits for A's answer");
+        } else {
+            assert_eq!(lines(&acks), ["ACK sip:bob@203.0.113.10:5060 SIP/2.0"]);
+        }
+        (b_inv, a_msgs.into_iter().next().unwrap(), seen_by_a)
+    }
+
+    #[test]
+    fn invite_is_bridged_with_a_fresh_dialog_and_hidden_topology() {
+        let mut net = Net::new();
+        let (b_inv, a_ok, seen_by_a) = answered_call(&mut net, SDP_A);
+        assert_eq!(first_line(&b_inv), "INVITE sip:bob@203.0.113.10:5060 SIP/2.0");
+        let vias: Vec<_> = b_inv.values(&HeaderName::Via).collect();
+        assert_eq!(vias.len(), 1);
+        assert!(
+            vias[0].starts_with("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK"),
+            "{}",
+            vias[0]
+        );
+        assert_eq!(b_inv.header(&HeaderName::MaxForwards), Some("68"));
+        assert!(
+            b_inv
+                .header(&HeaderName::From)
+                .unwrap()
+                .starts_with("\"Alice\" <sip:alice@gw.example.com>;tag=")
+        );
+        assert_eq!(b_inv.header(&HeaderName::To), Some("<sip:bob@gw.example.com>"));
+        assert_eq!(b_inv.header(&HeaderName::CSeq), Some("1 INVITE"));
+        assert_eq!(
+            b_inv.header(&HeaderName::Contact),
+            Some("<sip:rtc-edge@192.0.2.1:5060>")
+        );
+        assert_eq!(
+            b_inv.body,
+            SDP_A.as_bytes(),
+            "SDP passed through until the media plane anchors it"
+        );
+        assert_eq!(a_ok.body, SDP_B.as_bytes());
+        assert_eq!(
+            a_ok.header(&HeaderName::Contact),
+            Some("<sip:rtc-edge@192.0.2.1:5066;transport=ws>")
+        );
+        assert_eq!(
+            a_ok.values(&HeaderName::Via).collect::<Vec<_>>(),
+            ["SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK9uy1cqb;received=198.51.100.20"]
+        );
+        assert_eq!(a_ok.header(&HeaderName::CallId), Some("browser-call-1"));
+        assert_eq!(net.ep.active_calls(), 1);
+        // The browser ACKs, then hangs up: the trunk gets a BYE in its dialog, through its Record-Route.
+        let (o, sent) = net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        assert_eq!((o, sent.len()), (Outcome::Absorbed, 0));
+        let (_, sent) = net.a_sends(&a_in_dialog("BYE", 8062, &a_ok));
+        assert_eq!(lines(&to_a(&sent)), ["SIP/2.0 200 OK"]);
+        let bye = to_b(&sent).pop().unwrap();
+        assert_eq!(first_line(&bye), "BYE sip:bob@203.0.113.10:5060 SIP/2.0");
+        assert_eq!(
+            bye.header(&HeaderName::To),
+            Some("<sip:bob@gw.example.com>;tag=trunk-tag-1")
+        );
+        assert_eq!(bye.header(&HeaderName::CSeq), Some("2 BYE"));
+        assert_eq!(bye.header(&HeaderName::Route), Some("<sip:203.0.113.10;lr>"));
+        assert_eq!(bye.header(&HeaderName::CallId), b_inv.header(&HeaderName::CallId));
+        assert_hidden(&[b_inv, bye.clone()], &seen_by_a);
+        let (_, sent) = net.b_sends(&String::from_utf8(response_for(&bye, 200, "OK").encode()).unwrap());
+        assert!(sent.is_empty());
+        assert_eq!(net.ep.active_calls(), 0);
+        let events: Vec<_> = std::iter::from_fn(|| net.ep.poll_call_event()).collect();
+        assert!(
+            matches!(events.last(), Some(CallEvent::Ended { reason, .. }) if reason == "BYE from A"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn bye_from_the_trunk_reaches_the_browser_on_its_websocket() {
+        let mut net = Net::new();
+        let (b_inv, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let b_from = b_inv.header(&HeaderName::From).unwrap();
+        let b_bye = format!(
+            "BYE sip:rtc-edge@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKtrunkbye\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@gw.example.com>;tag=trunk-tag-1\r\nTo: {b_from}\r\n\
+             Call-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+            b_inv.header(&HeaderName::CallId).unwrap()
+        );
+        let (_, sent) = net.b_sends(&b_bye);
+        assert_eq!(lines(&to_b(&sent)), ["SIP/2.0 200 OK"]);
+        let bye = to_a(&sent).pop().unwrap();
+        assert_eq!(
+            first_line(&bye),
+            "BYE sip:k3l8d5@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0"
+        );
+        assert!(
+            bye.values(&HeaderName::Via)
+                .next()
+                .unwrap()
+                .starts_with("SIP/2.0/WS 192.0.2.1:5066;branch=")
+        );
+        assert_eq!(bye.header(&HeaderName::From), a_ok.header(&HeaderName::To));
+        assert_eq!(
+            bye.header(&HeaderName::To),
+            Some("\"Alice\" <sip:alice@gw.example.com>;tag=ahg2k8a5k2")
+        );
+        assert_eq!(bye.header(&HeaderName::CallId), Some("browser-call-1"));
+        assert_eq!(bye.header(&HeaderName::CSeq), Some("1 BYE"));
+        assert_hidden(&[], &[bye]);
+    }
+
+    #[test]
+    fn early_media_183_reaches_the_browser_without_100rel() {
+        let mut net = Net::new();
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        let mut r183 = b_response(&b_inv, 183, "Session Progress", SDP_B);
+        r183 = r183.replace("Content-Type", "Require: 100rel\r\nRSeq: 1\r\nContent-Type");
+        let (_, sent) = net.b_sends(&r183);
+        let a = to_a(&sent).pop().unwrap();
+        assert_eq!(first_line(&a), "SIP/2.0 183 Session Progress");
+        assert_eq!(a.body, SDP_B.as_bytes());
+        assert_eq!(a.header(&HeaderName::Require), None);
+        assert_eq!(a.header(&HeaderName::Other("RSeq".into())), None);
+    }
+
+    #[test]
+    fn failures_are_mapped_and_acked() {
+        for (code, reason, expect) in [
+            (486, "Busy Here", "SIP/2.0 486 Busy Here"),
+            (404, "Not Found", "SIP/2.0 404 Not Found"),
+            (503, "Service Unavailable", "SIP/2.0 480 Temporarily Unavailable"),
+            (
+                407,
+                "Proxy Authentication Required",
+                "SIP/2.0 403 Forbidden (trunk authentication failed)",
+            ),
+        ] {
+            let mut net = Net::new();
+            let (_, sent) = net.a_sends(&a_invite(SDP_A));
+            let b_inv = to_b(&sent).pop().unwrap();
+            let (_, sent) = net.b_sends(&b_response(&b_inv, code, reason, ""));
+            assert_eq!(lines(&to_a(&sent)), [expect]);
+            assert_eq!(
+                lines(&to_b(&sent)),
+                ["ACK sip:bob@203.0.113.10:5060 SIP/2.0"],
+                "the transaction ACKs the {code}"
+            );
+            assert_eq!(net.ep.active_calls(), 0);
+        }
+    }
+
+    #[test]
+    fn cancel_while_ringing_and_the_cancel_200_race() {
+        for trunk_answers in [false, true] {
+            let mut net = Net::new();
+            let (_, sent) = net.a_sends(&a_invite(SDP_A));
+            let b_inv = to_b(&sent).pop().unwrap();
+            net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
+            let cancel = a_invite("")
+                .replacen("INVITE sip:", "CANCEL sip:", 1)
+                .replace("8061 INVITE", "8061 CANCEL");
+            let (o, sent) = net.a_sends(&cancel);
+            assert_eq!(
+                o,
+                Outcome::Answered {
+                    method: Method::Cancel,
+                    code: 200
+                }
+            );
+            assert_eq!(
+                lines(&to_a(&sent)),
+                ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+            );
+            let b_cancel = to_b(&sent).pop().unwrap();
+            assert_eq!(
+                first_line(&b_cancel),
+                first_line(&b_inv).replace("INVITE", "CANCEL")
+            );
+            assert_eq!(
+                b_cancel.values(&HeaderName::Via).next(),
+                b_inv.values(&HeaderName::Via).next(),
+                "same branch"
+            );
+            assert_eq!(b_cancel.header(&HeaderName::CSeq), Some("1 CANCEL"));
+            net.b_sends(&String::from_utf8(response_for(&b_cancel, 200, "OK").encode()).unwrap());
+            if trunk_answers {
+                // The callee picked up as the CANCEL crossed: ACK and BYE it.
+                let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+                assert_eq!(
+                    lines(&to_b(&sent)),
+                    [
+                        "ACK sip:bob@203.0.113.10:5060 SIP/2.0",
+                        "BYE sip:bob@203.0.113.10:5060 SIP/2.0"
+                    ]
+                );
+                assert!(to_a(&sent).is_empty());
+                let bye = to_b(&sent).pop().unwrap();
+                net.b_sends(&String::from_utf8(response_for(&bye, 200, "OK").encode()).unwrap());
+            } else {
+                let (_, sent) = net.b_sends(&b_response(&b_inv, 487, "Request Terminated", ""));
+                assert_eq!(lines(&to_b(&sent)), ["ACK sip:bob@203.0.113.10:5060 SIP/2.0"]);
+                assert!(to_a(&sent).is_empty(), "A already has its 487");
+            }
+            assert_eq!(net.ep.active_calls(), 0, "trunk answered: {trunk_answers}");
+        }
+    }
+
+    #[test]
+    fn cancel_before_any_provisional_waits_for_one() {
+        let mut net = Net::new();
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        let cancel = a_invite("")
+            .replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replace("8061 INVITE", "8061 CANCEL");
+        let (_, sent) = net.a_sends(&cancel);
+        assert!(to_b(&sent).is_empty(), "§9.1: no CANCEL before a provisional");
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 100, "Trying", ""));
+        assert!(
+            to_b(&sent).is_empty(),
+            "a 100 from the trunk is not relayed and does not count"
+        );
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
+        assert_eq!(
+            lines(&to_b(&sent)),
+            [first_line(&b_inv).replace("INVITE", "CANCEL")]
+        );
+        assert!(to_a(&sent).is_empty(), "no 180 after the browser cancelled");
+    }
+
+    #[test]
+    fn no_answer_gives_408_on_timer_b() {
+        let mut net = Net::new();
+        net.a_sends(&a_invite(SDP_A));
+        let sent = net.advance(Duration::from_secs(33));
+        assert!(
+            to_a(&sent)
+                .iter()
+                .any(|m| first_line(m) == "SIP/2.0 408 Request Timeout"),
+            "{:?}",
+            lines(&to_a(&sent))
+        );
+        assert_eq!(net.ep.active_calls(), 0);
+    }
+
+    #[test]
+    fn max_forwards_zero_is_483() {
+        let mut net = Net::new();
+        let (o, sent) = net.a_sends(&a_invite(SDP_A).replace("Max-Forwards: 69", "Max-Forwards: 0"));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Invite,
+                code: 483
+            }
+        );
+        assert_eq!(
+            lines(&to_a(&sent)),
+            ["SIP/2.0 100 Trying", "SIP/2.0 483 Too Many Hops"]
+        );
+        assert!(to_b(&sent).is_empty());
+    }
+
+    #[test]
+    fn late_offer_answer_travels_in_the_ack() {
+        let mut net = Net::new();
+        let (_, a_ok, _) = answered_call(&mut net, "");
+        assert_eq!(a_ok.body, SDP_B.as_bytes(), "B's offer reaches A in the 200");
+        let ack = a_in_dialog("ACK", 8061, &a_ok).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_A}",
+                SDP_A.len()
+            ),
+        );
+        let (_, sent) = net.a_sends(&ack);
+        let b_ack = to_b(&sent).pop().unwrap();
+        assert_eq!(first_line(&b_ack), "ACK sip:bob@203.0.113.10:5060 SIP/2.0");
+        assert_eq!(b_ack.header(&HeaderName::CSeq), Some("1 ACK"));
+        assert_eq!(b_ack.body, SDP_A.as_bytes());
+    }
+
+    #[test]
+    fn missing_ack_over_udp_retransmits_the_2xx_then_ends_the_call() {
+        let mut net = Net::new();
+        // This time the caller is on UDP (a SIP phone), so the 2xx is retransmitted (§13.3.1.4).
+        let inv = a_invite(SDP_A).replace(
+            "SIP/2.0/WS df7jal23ls0d.invalid",
+            "SIP/2.0/UDP 198.51.100.20:50000",
+        );
+        let (_, sent) = net.feed(Transport::Udp, GW_UDP, BROWSER, &inv);
+        let b_inv = to_b(&sent).pop().unwrap();
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+        assert_eq!(lines(&to_a(&sent)), ["SIP/2.0 200 OK"]);
+        let mut resent = 0;
+        let mut byes = Vec::new();
+        for _ in 0..40 {
+            let sent = net.advance(Duration::from_secs(1));
+            resent += to_a(&sent)
+                .iter()
+                .filter(|m| first_line(m) == "SIP/2.0 200 OK")
+                .count();
+            byes.extend(
+                lines(&to_a(&sent))
+                    .into_iter()
+                    .chain(lines(&to_b(&sent)))
+                    .filter(|l| l.starts_with("BYE")),
+            );
+        }
+        assert!(resent >= 8, "2xx retransmitted until 64·T1: {resent}");
+        byes.sort();
+        byes.dedup(); // nobody answers the BYEs here, so Timer E retransmits them
+        assert_eq!(byes.len(), 2, "both legs hung up: {byes:?}");
+    }
+
+    #[test]
+    fn in_dialog_refresh_is_answered_locally_and_unknown_dialogs_get_481() {
+        let mut net = Net::new();
+        let (_, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let (o, sent) = net.a_sends(&a_in_dialog("UPDATE", 8062, &a_ok));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Update,
+                code: 200
+            }
+        );
+        assert!(to_b(&sent).is_empty(), "session refreshes are per leg");
+        let (o, _) = net.a_sends(&a_in_dialog("INFO", 8063, &a_ok));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Info,
+                code: 200
+            }
+        );
+        let stranger = a_in_dialog("BYE", 9, &a_ok).replace("browser-call-1", "no-such-call");
+        let (o, _) = net.a_sends(&stranger);
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Bye,
+                code: 481
+            }
+        );
+    }
+}
