@@ -100,7 +100,7 @@ impl fmt::Display for Method {
 }
 
 /// RFC 3261 §25.1 `token` characters.
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
@@ -221,9 +221,10 @@ pub enum StartLine {
     Request {
         /// Method.
         method: Method,
-        /// Request-URI, as written (checked by the receiver, see [`crate::Endpoint`]).
+        /// Request-URI, as written (checked by the receiver, see [`crate::validate`]). In a malformed
+        /// Request-Line it keeps the stray whitespace, e.g. `" sip:a@b "` for `INVITE  sip:a@b  SIP/2.0`.
         uri: String,
-        /// Version, e.g. `SIP/2.0`.
+        /// Version, e.g. `SIP/2.0`; as written, so trailing whitespace on the line stays in it.
         version: String,
     },
     /// `SIP-Version SP Status-Code SP Reason-Phrase`
@@ -296,10 +297,17 @@ impl Message {
                 continue;
             }
             if line.starts_with([' ', '\t']) {
-                // Folded continuation of the previous field (RFC 3261 §7.3.1).
+                // Folded continuation of the previous field (RFC 3261 §7.3.1): the line break and the
+                // whitespace around it become one SP, but never at either end of the value (a field may
+                // start on the next line, `To:\r\n sip:a@b`, or end in an empty continuation).
                 let last = headers.last_mut().ok_or(ParseError::BadHeaderLine(i + 2))?;
-                last.value.push(' ');
-                last.value.push_str(line.trim());
+                let more = line.trim();
+                if !more.is_empty() {
+                    if !last.value.is_empty() {
+                        last.value.push(' ');
+                    }
+                    last.value.push_str(more);
+                }
                 continue;
             }
             let (name, value) = line.split_once(':').ok_or(ParseError::BadHeaderLine(i + 2))?;
@@ -347,11 +355,23 @@ impl Message {
     /// Applies Content-Length to a message that arrived in one datagram (RFC 3261 §18.3): extra bytes are
     /// discarded; a body shorter than announced, or an unreadable Content-Length, is an error (`Err` holds
     /// the reason for a 400).
+    ///
+    /// Content-Length is `1*DIGIT` (no sign, RFC 3261 §20.14); several Content-Length values that
+    /// disagree leave the body's extent unknown and are an error too (RFC 4475 §3.3.9).
     pub fn frame_datagram_body(&mut self) -> Result<(), &'static str> {
-        let Some(raw) = self.header(&HeaderName::ContentLength) else {
-            return Ok(());
+        let len: usize = {
+            let mut values = self.values(&HeaderName::ContentLength);
+            let Some(raw) = values.next() else {
+                return Ok(());
+            };
+            if values.any(|other| other != raw) {
+                return Err("conflicting Content-Length values");
+            }
+            if !raw.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("invalid Content-Length");
+            }
+            raw.parse().map_err(|_| "invalid Content-Length")?
         };
-        let len: usize = raw.parse().map_err(|_| "invalid Content-Length")?;
         if len > self.body.len() {
             return Err("body shorter than Content-Length");
         }
@@ -447,31 +467,45 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn parse_start_line(line: &str) -> Option<StartLine> {
-    let mut parts = line.splitn(3, ' ');
-    let a = parts.next()?;
-    let b = parts.next()?;
-    let c = parts.next()?;
-    if a.starts_with("SIP/") {
-        // Status line.
-        if b.len() != 3 {
-            return None;
-        }
-        let code: u16 = b.parse().ok()?;
-        if !(100..=699).contains(&code) {
-            return None;
-        }
-        return Some(StartLine::Response {
-            code,
-            reason: c.to_owned(),
-        });
+    if line.starts_with("SIP/") {
+        return parse_status_line(line);
     }
-    if b.is_empty() || c.contains(' ') || !c.starts_with("SIP/") {
+    // Request-Line = Method SP Request-URI SP SIP-Version. The method ends at the first SP and the
+    // version starts after the last SP that precedes it; the Request-URI is everything in between, kept
+    // as written. So a URI with embedded LWS, extra SP between the elements or SP after the version is
+    // still a request that names its Via, From, … and can be answered 400 (RFC 4475 §3.1.2.8–10)
+    // rather than unreadable garbage.
+    let (method, rest) = line.split_once(' ')?;
+    let cut = rest.trim_end_matches([' ', '\t']).rfind(' ')?;
+    let uri = rest.get(..cut)?;
+    let version = rest.get(cut + 1..)?;
+    if uri.trim().is_empty() || !version.starts_with("SIP/") {
         return None;
     }
     Some(StartLine::Request {
-        method: Method::from_token(a)?,
-        uri: b.to_owned(),
-        version: c.to_owned(),
+        method: Method::from_token(method)?,
+        uri: uri.to_owned(),
+        version: version.to_owned(),
+    })
+}
+
+/// `SIP-Version SP Status-Code SP Reason-Phrase`; a code that is not three digits in 100–699 makes the
+/// line unreadable (RFC 4475 §3.1.2.19: such a response is simply dropped).
+fn parse_status_line(line: &str) -> Option<StartLine> {
+    let mut parts = line.splitn(3, ' ');
+    let _version = parts.next()?;
+    let code = parts.next()?;
+    let reason = parts.next()?;
+    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let code: u16 = code.parse().ok()?;
+    if !(100..=699).contains(&code) {
+        return None;
+    }
+    Some(StartLine::Response {
+        code,
+        reason: reason.to_owned(),
     })
 }
 
@@ -589,6 +623,11 @@ mod tests {
             b"OPTIONS sip:a SIP/2.0\r\nno colon here\r\n\r\n",
             b"OPTIONS sip:a SIP/2.0\r\n continuation first\r\n\r\n",
             b"OPTIONS sip:a SIP/2.0\r\nVia\xff: x\r\n\r\n",
+            b"SIP/2.0 4294967301 better not break the receiver\r\n\r\n",
+            b"SIP/2.0 1e2 Scientific\r\n\r\n",
+            b"INVITE SIP/2.0\r\n\r\n",
+            b"INVITE  SIP/2.0\r\n\r\n",
+            b"INVITE sip:a@b\r\n\r\n",
         ] {
             assert!(Message::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
@@ -596,6 +635,71 @@ mod tests {
             Message::parse(&vec![b'a'; MAX_MESSAGE_LEN + 1]),
             Err(ParseError::TooLarge(65_536))
         );
+    }
+
+    #[test]
+    fn folding_never_pads_the_value() {
+        // RFC 4475 §3.1.1.1 (wsinv): a field may start on the continuation line, and a continuation
+        // may be blank; neither leaves whitespace at either end of the value.
+        let m = Message::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nTO :\r\n sip:a@b ;   tag = 1\r\nSubject: x\r\n \t\r\nCall-ID:\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.header(&HeaderName::To), Some("sip:a@b ;   tag = 1"));
+        assert_eq!(m.header(&HeaderName::Other("Subject".into())), Some("x"));
+        assert_eq!(m.header(&HeaderName::CallId), Some(""));
+    }
+
+    #[test]
+    fn malformed_request_lines_are_still_requests() {
+        // RFC 4475 §3.1.2.8–10 (lwsruri, lwsstart, trws): the request can be answered 400 only if it
+        // is read; the stray whitespace is kept for the validator to see.
+        for (line, want_uri, want_version) in [
+            (
+                "INVITE sip:user@example.com; lr SIP/2.0",
+                "sip:user@example.com; lr",
+                "SIP/2.0",
+            ),
+            (
+                "INVITE  sip:user@example.com  SIP/2.0",
+                " sip:user@example.com ",
+                "SIP/2.0",
+            ),
+            ("OPTIONS sip:a@b SIP/2.0  ", "sip:a@b", "SIP/2.0  "),
+            (
+                "OPTIONS sip:t.watson@example.org SIP/7.0",
+                "sip:t.watson@example.org",
+                "SIP/7.0",
+            ),
+        ] {
+            let m = Message::parse(format!("{line}\r\nCall-ID: x\r\n\r\n").as_bytes()).unwrap();
+            let StartLine::Request { uri, version, .. } = &m.start else {
+                panic!("{line}")
+            };
+            assert_eq!(
+                (uri.as_str(), version.as_str()),
+                (want_uri, want_version),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_length_is_digits_and_only_one_value() {
+        let frame = |cl: &str| {
+            let text = format!("OPTIONS sip:a@b SIP/2.0\r\n{cl}\r\n\r\nThere's no way to know");
+            Message::parse(text.as_bytes()).unwrap().frame_datagram_body()
+        };
+        assert_eq!(frame("Content-Length: +5"), Err("invalid Content-Length"));
+        assert_eq!(frame("Content-Length: -999"), Err("invalid Content-Length"));
+        assert_eq!(frame("Content-Length: five"), Err("invalid Content-Length"));
+        // RFC 4475 §3.3.9 (mcl01).
+        assert_eq!(
+            frame("Content-Length: 13\r\nContent-Length: 5"),
+            Err("conflicting Content-Length values")
+        );
+        assert_eq!(frame("l: 13, 5"), Err("conflicting Content-Length values"));
+        assert_eq!(frame("Content-Length: 5\r\nl: 5"), Ok(()));
     }
 
     #[test]

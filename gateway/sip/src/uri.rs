@@ -102,6 +102,16 @@ impl<'a> SipUri<'a> {
     }
 }
 
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3261 §25.1, RFC 3986 §3.1): what may
+/// stand before the first `:` of any absolute URI. A Request-URI whose scheme is well formed but
+/// unknown earns a 416; one whose "scheme" is not even that (e.g. `<sip` in `<sip:a@b>`) is malformed,
+/// a 400 (RFC 4475 §3.1.2.7).
+pub fn is_valid_scheme(scheme: &str) -> bool {
+    let mut b = scheme.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
+}
+
 /// RFC 3261 `unreserved` / `escaped` / the given extra characters.
 fn valid_escaped(s: &str, extra: &[u8]) -> bool {
     let b = s.as_bytes();
@@ -190,6 +200,23 @@ mod tests {
             Some("alice")
         );
         assert_eq!(SipUri::parse("sip:a;b=c@x.example").unwrap().user, Some("a;b=c"));
+    }
+
+    #[test]
+    fn schemes() {
+        for good in [
+            "sip",
+            "SIPS",
+            "tel",
+            "soap.beep",
+            "nobodyKnowsThisScheme",
+            "a+b-c.1",
+        ] {
+            assert!(is_valid_scheme(good), "{good}");
+        }
+        for bad in ["", "<sip", "1sip", "si p", "sip;", "-x", "sïp"] {
+            assert!(!is_valid_scheme(bad), "{bad}");
+        }
     }
 
     #[test]

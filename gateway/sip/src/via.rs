@@ -9,9 +9,15 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::message::is_token_byte;
+
 /// One parsed Via value, e.g. `SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK1;rport`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via<'a> {
+    /// Protocol version token as written, `2.0` today. Any token is read (RFC 3261 §25.1
+    /// `protocol-version = token`), so that a request from a future version can still be answered
+    /// `505 Version Not Supported` along its Via (RFC 4475 §3.1.2.16) instead of being dropped.
+    pub version: &'a str,
     /// Transport token (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, …), upper-cased as written.
     pub transport: &'a str,
     /// `sent-by` host: a name, an IPv4 address, or an IPv6 reference without brackets.
@@ -25,7 +31,7 @@ pub struct Via<'a> {
 /// Why a Via value could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViaError {
-    /// Not `SIP/2.0/<transport>`.
+    /// Not `SIP/<version>/<transport>`.
     Protocol,
     /// Missing or malformed `sent-by`.
     SentBy,
@@ -34,12 +40,13 @@ pub enum ViaError {
 impl<'a> Via<'a> {
     /// Parses one Via value (one element of the comma-separated list).
     pub fn parse(value: &'a str) -> Result<Self, ViaError> {
-        // sent-protocol = "SIP" / "2.0" / transport, with optional whitespace around the slashes.
+        // sent-protocol = "SIP" / protocol-version / transport, with optional whitespace around the
+        // slashes; protocol-version is a token.
         let mut proto = value.splitn(3, '/');
         let name = proto.next().ok_or(ViaError::Protocol)?.trim();
         let version = proto.next().ok_or(ViaError::Protocol)?.trim();
         let rest = proto.next().ok_or(ViaError::Protocol)?.trim_start();
-        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
+        if !name.eq_ignore_ascii_case("SIP") || version.is_empty() || !version.bytes().all(is_token_byte) {
             return Err(ViaError::Protocol);
         }
         let split = rest
@@ -61,6 +68,7 @@ impl<'a> Via<'a> {
             })
             .collect();
         Ok(Self {
+            version,
             transport,
             host,
             port,
@@ -86,7 +94,7 @@ impl<'a> Via<'a> {
     pub fn response_route(&self, source: SocketAddr) -> (SocketAddr, String) {
         let rport = self.param("rport").is_some();
         let host_is_source = self.host.parse::<IpAddr>().is_ok_and(|ip| ip == source.ip());
-        let mut out = format!("SIP/2.0/{} ", self.transport);
+        let mut out = format!("SIP/{}/{} ", self.version, self.transport);
         match (self.host.contains(':'), self.port) {
             (true, Some(p)) => write!(out, "[{}]:{p}", self.host),
             (true, None) => write!(out, "[{}]", self.host),
@@ -199,11 +207,27 @@ mod tests {
     }
 
     #[test]
+    fn another_protocol_version_is_read_and_kept_for_the_505() {
+        // RFC 4475 §3.1.2.16 (badvers): the request must be answered 505, so its Via must be usable.
+        let v = Via::parse("SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw").unwrap();
+        assert_eq!((v.version, v.transport, v.host), ("7.0", "UDP", "c.example.com"));
+        let (dst, via) = v.response_route(src("192.0.2.7:5060"));
+        assert_eq!(dst, src("192.0.2.7:5060"));
+        assert_eq!(
+            via,
+            "SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw;received=192.0.2.7"
+        );
+        assert_eq!(Via::parse("SIP/ 2.0 /UDP a.example").unwrap().version, "2.0");
+    }
+
+    #[test]
     fn malformed_vias_are_errors() {
         for bad in [
             "",
             "SIP/2.0/UDP",
-            "SIP/3.0/UDP a.example",
+            "SIP//UDP a.example",
+            "SIP/2 0/UDP a.example",
+            "SIP/2,0/UDP a.example",
             "HTTP/2.0/UDP a.example",
             "SIP/2.0/UDP :5060",
             "SIP/2.0/UDP a.example:0",
