@@ -8,118 +8,18 @@
 // A failed unwrap here is a failed test with a backtrace; clippy's test exemption misses helper fns.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gatewayd");
-
-/// A scratch directory unique to this test process and call.
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "gatewayd-test-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Gateway, free_udp_port, probe, run_to_end, scratch};
 
 fn config_for(port: u16) -> String {
     format!(
         "[log]\nlevel = \"debug\"\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {port}\n"
     )
-}
-
-struct Gateway {
-    child: Option<Child>,
-}
-
-impl Gateway {
-    fn start(args: &[&str]) -> Self {
-        let child = Command::new(BIN)
-            .args(args)
-            .env_remove("GATEWAYD_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Self { child: Some(child) }
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let ok = Command::new("kill").args([sig, &pid]).status().unwrap().success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    /// Waits at most 10 s for the process to exit; returns its status and stderr.
-    fn wait(mut self) -> (ExitStatus, String) {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-            tx.send((child.wait().unwrap(), err)).unwrap();
-        });
-        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-            panic!("gatewayd did not exit within 10 s of the signal")
-        })
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn options(call_id: &str, local: SocketAddr) -> String {
-    format!(
-        "OPTIONS sip:gateway@127.0.0.1 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:probe@127.0.0.1>;tag=probe1\r\n\
-         To: <sip:gateway@127.0.0.1>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    )
-}
-
-/// Sends OPTIONS every 100 ms (as a UAC retransmits) until a response arrives or 15 s pass.
-fn probe(port: u16) -> String {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let req = options("probe-1", sock.local_addr().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        sock.send_to(req.as_bytes(), ("127.0.0.1", port)).unwrap();
-        if let Ok((n, from)) = sock.recv_from(&mut buf) {
-            assert_eq!(from.port(), port, "response must come from the listening socket");
-            return String::from_utf8(buf[..n].to_vec()).unwrap();
-        }
-    }
-    panic!("no response to OPTIONS on 127.0.0.1:{port} within 15 s");
 }
 
 fn assert_ok_response(resp: &str, sender: &str) {
@@ -637,19 +537,6 @@ fn unusable_certificates_are_refused_naming_the_file() {
             assert!(stderr.contains(&expect), "expected {expect:?} in {stderr}");
         }
     }
-}
-
-fn run_to_end(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("GATEWAYD_LOG")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[test]

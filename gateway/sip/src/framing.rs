@@ -10,7 +10,7 @@
 //!
 //! WebSocket (RFC 7118) needs no framer: each WebSocket message carries exactly one SIP message.
 
-use crate::message::{HeaderName, Message};
+use crate::message::Message;
 
 /// A unit read off the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,11 +123,11 @@ impl StreamFramer {
             let head_len = end + 4;
             let head = self.buf.get(..head_len).unwrap_or_default();
             let message = Message::parse(head).map_err(|_| FramingError::Garbage)?;
-            let body_len: usize = message
-                .header(&HeaderName::ContentLength)
-                .ok_or(FramingError::MissingContentLength)?
-                .parse()
-                .map_err(|_| FramingError::BadContentLength)?;
+            let body_len = match message.content_length() {
+                Ok(Some(len)) => len,
+                Ok(None) => return Err(FramingError::MissingContentLength),
+                Err(_) => return Err(FramingError::BadContentLength),
+            };
             if head_len.saturating_add(body_len) > self.limit {
                 return Err(FramingError::TooLarge { limit: self.limit });
             }

@@ -359,18 +359,8 @@ impl Message {
     /// Content-Length is `1*DIGIT` (no sign, RFC 3261 §20.14); several Content-Length values that
     /// disagree leave the body's extent unknown and are an error too (RFC 4475 §3.3.9).
     pub fn frame_datagram_body(&mut self) -> Result<(), &'static str> {
-        let len: usize = {
-            let mut values = self.values(&HeaderName::ContentLength);
-            let Some(raw) = values.next() else {
-                return Ok(());
-            };
-            if values.any(|other| other != raw) {
-                return Err("conflicting Content-Length values");
-            }
-            if !raw.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("invalid Content-Length");
-            }
-            raw.parse().map_err(|_| "invalid Content-Length")?
+        let Some(len) = self.content_length()? else {
+            return Ok(());
         };
         if len > self.body.len() {
             return Err("body shorter than Content-Length");
@@ -381,6 +371,23 @@ impl Message {
 }
 
 impl Message {
+    /// The announced body length: `None` without a Content-Length; an error if it is not `1*DIGIT` or
+    /// if several values disagree (RFC 3261 §20.14, RFC 4475 §3.3.9). Datagram and stream framing both
+    /// read it here.
+    pub fn content_length(&self) -> Result<Option<usize>, &'static str> {
+        let mut values = self.values(&HeaderName::ContentLength);
+        let Some(raw) = values.next() else {
+            return Ok(None);
+        };
+        if values.any(|other| other != raw) {
+            return Err("conflicting Content-Length values");
+        }
+        if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("invalid Content-Length");
+        }
+        raw.parse().map(Some).map_err(|_| "invalid Content-Length")
+    }
+
     /// Serializes the message: start line, headers in order with canonical names, a Content-Length
     /// computed from the body (any Content-Length header present is replaced), the body.
     pub fn encode(&self) -> Vec<u8> {
