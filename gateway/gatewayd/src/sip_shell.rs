@@ -187,6 +187,9 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
                 Some(Input::Closed { local, remote }) => {
                     tracing::debug!(%local, %remote, "connection closed");
                     out.streams.remove(&(local, remote));
+                    endpoint.flow_closed(now(), local, remote);
+                    out.send_all(&mut endpoint).await;
+                    log_calls(&mut endpoint);
                 }
                 Some(Input::Message { transport, local, remote, payload }) => {
                     let d = Datagram { transport, local, remote, payload: &payload };

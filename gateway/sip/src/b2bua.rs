@@ -179,6 +179,55 @@ pub struct B2bua {
     client_txs: HashMap<TxId, (CallRef, Purpose)>,
     timers: BTreeSet<(Instant, CallRef, CallTimer)>,
     events: Vec<CallEvent>,
+    registrations: Registrations,
+}
+
+/// A browser's registration, bound to the flow (connection) it registered on, RFC 5626 in spirit: the
+/// registrar only ever sees our Contact, whose user part is a token naming this binding.
+#[derive(Debug, Clone)]
+struct Binding {
+    flow: Route,
+    /// The browser's own Contact URI (e.g. `sip:k3l8@df7jal23ls0d.invalid;transport=ws`).
+    contact: String,
+    expires_at: Instant,
+}
+
+/// A REGISTER relayed to the registrar, waiting for its answer.
+#[derive(Debug, Clone)]
+struct PendingRegister {
+    a_tx: TxId,
+    a_request: Message,
+    user: String,
+    token: String,
+    flow: Route,
+    contact: Option<String>,
+    requested: u32,
+}
+
+#[derive(Debug, Default)]
+struct Registrations {
+    /// AoR user → binding.
+    by_user: HashMap<String, Binding>,
+    /// Contact token → AoR user (the registrar routes calls to `sip:<token>@gateway`).
+    tokens: HashMap<String, String>,
+    /// The browser's REGISTER Call-ID → ours and our last CSeq, so refreshes stay one registration.
+    call_ids: HashMap<String, (String, String, u32)>,
+    pending: HashMap<TxId, PendingRegister>,
+}
+
+impl Registrations {
+    /// The flow and Contact for a request-URI user (an AoR user or one of our Contact tokens).
+    fn flow_for(&mut self, user: &str, now: Instant) -> Option<(Route, String)> {
+        let aor = self.tokens.get(user).cloned().unwrap_or_else(|| user.to_owned());
+        match self.by_user.get(&aor) {
+            Some(b) if b.expires_at > now => Some((b.flow, b.contact.clone())),
+            Some(_) => {
+                self.by_user.remove(&aor);
+                None
+            }
+            None => None,
+        }
+    }
 }
 
 /// Result of offering a request to the B2BUA.
@@ -204,6 +253,226 @@ impl B2bua {
             client_txs: HashMap::new(),
             timers: BTreeSet::new(),
             events: Vec::new(),
+            registrations: Registrations::default(),
+        }
+    }
+
+    /// Browsers currently registered through us.
+    pub fn registered(&self) -> usize {
+        self.registrations.by_user.len()
+    }
+
+    /// A REGISTER from a browser: relayed to the registrar (the trunk) with our Contact; the answer
+    /// (challenges included) goes back; a 2xx binds the user to the flow the REGISTER came on.
+    pub fn register(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        route: Route,
+        tl: &mut TransactionLayer,
+    ) -> Handled {
+        let Some(user) = request
+            .header(&HeaderName::To)
+            .and_then(|t| SipUri::parse(uri_in(t)).ok())
+            .and_then(|u| u.user.map(str::to_owned))
+        else {
+            return self.reply(now, tl, tx, request, 400, "Bad Request (To has no user)", None);
+        };
+        let contact_value = request.values(&HeaderName::Contact).next().map(str::to_owned);
+        let wildcard = contact_value.as_deref() == Some("*");
+        let requested = contact_value
+            .as_deref()
+            .and_then(|c| header_param(c, "expires").flatten())
+            .or_else(|| request.header(&HeaderName::Expires))
+            .and_then(|e| e.trim().parse::<u32>().ok())
+            .unwrap_or(3600);
+        let token = match self.registrations.tokens.iter().find(|(_, u)| **u == user) {
+            Some((t, _)) => t.clone(),
+            None => {
+                let t = self.ids.token();
+                self.registrations.tokens.insert(t.clone(), user.clone());
+                t
+            }
+        };
+        let browser_call_id = request.header(&HeaderName::CallId).unwrap_or_default().to_owned();
+        let (call_id, tag, cseq) = {
+            let fresh = (format!("{}@rtc-edge", self.ids.token()), self.ids.token(), 0);
+            let entry = self
+                .registrations
+                .call_ids
+                .entry(browser_call_id)
+                .or_insert(fresh);
+            entry.2 += 1;
+            entry.clone()
+        };
+        let route_out = self.trunk.route;
+        let mut m = Message {
+            start: request.start.clone(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        m.push_header(HeaderName::Via, our_via(route_out, &mut self.ids));
+        m.push_header(HeaderName::MaxForwards, "70");
+        m.push_header(
+            HeaderName::From,
+            format!(
+                "{};tag={tag}",
+                strip_tag(request.header(&HeaderName::From).unwrap_or_default())
+            ),
+        );
+        m.push_header(
+            HeaderName::To,
+            strip_tag(request.header(&HeaderName::To).unwrap_or_default()),
+        );
+        m.push_header(HeaderName::CallId, call_id);
+        m.push_header(HeaderName::CSeq, format!("{cseq} REGISTER"));
+        if wildcard {
+            m.push_header(HeaderName::Contact, "*");
+        } else if contact_value.is_some() {
+            m.push_header(
+                HeaderName::Contact,
+                format!("<sip:{token}@{}>;expires={requested}", route_out.local),
+            );
+        }
+        if let Some(e) = request.header(&HeaderName::Expires) {
+            m.push_header(HeaderName::Expires, e);
+        }
+        // Digest credentials pass through: the Request-URI and method they sign are unchanged.
+        for h in request
+            .headers
+            .iter()
+            .filter(|h| matches!(h.name, HeaderName::Authorization | HeaderName::ProxyAuthorization))
+        {
+            m.headers.push(h.clone());
+        }
+        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+            m.push_header(HeaderName::UserAgent, s);
+        }
+        let Ok(b_tx) = tl.start_client(now, m, route_out) else {
+            return self.reply(now, tl, tx, request, 500, "Server Internal Error", None);
+        };
+        let contact = if wildcard {
+            None
+        } else {
+            contact_value.as_deref().map(|c| uri_in(c).to_owned())
+        };
+        self.registrations.pending.insert(
+            b_tx,
+            PendingRegister {
+                a_tx: tx,
+                a_request: request.clone(),
+                user,
+                token,
+                flow: route,
+                contact,
+                requested,
+            },
+        );
+        Handled::Yes(None)
+    }
+
+    /// The registrar answered one of our REGISTERs.
+    fn register_answered(
+        &mut self,
+        now: Instant,
+        p: &PendingRegister,
+        response: &Message,
+        tl: &mut TransactionLayer,
+    ) {
+        let StartLine::Response { code, reason } = &response.start else {
+            return;
+        };
+        let mut r = response_for(&p.a_request, *code, reason);
+        let tag = self.ids.token();
+        add_to_tag(&mut r, || tag);
+        if (200..300).contains(code) {
+            // The registrar lists every binding of the AoR; ours carries our token.
+            let granted = response
+                .values(&HeaderName::Contact)
+                .find(|c| c.contains(&format!("sip:{}@", p.token)))
+                .and_then(|c| header_param(c, "expires").flatten())
+                .or_else(|| response.header(&HeaderName::Expires))
+                .and_then(|e| e.trim().parse::<u32>().ok())
+                .unwrap_or(p.requested);
+            match (&p.contact, granted) {
+                (Some(contact), g) if g > 0 => {
+                    let expires_at = now + Duration::from_secs(u64::from(g));
+                    self.registrations.by_user.insert(
+                        p.user.clone(),
+                        Binding {
+                            flow: p.flow,
+                            contact: contact.clone(),
+                            expires_at,
+                        },
+                    );
+                    r.push_header(HeaderName::Contact, format!("<{contact}>;expires={g}"));
+                }
+                _ => {
+                    self.registrations.by_user.remove(&p.user);
+                }
+            }
+        } else {
+            for h in response.headers.iter().filter(|h| {
+                matches!(&h.name, HeaderName::Other(n) if n.eq_ignore_ascii_case("WWW-Authenticate") || n.eq_ignore_ascii_case("Proxy-Authenticate") || n.eq_ignore_ascii_case("Min-Expires") || n.eq_ignore_ascii_case("Retry-After"))
+            }) {
+                r.headers.push(h.clone());
+            }
+        }
+        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+            r.push_header(HeaderName::Server, s);
+        }
+        let _ = tl.respond(now, p.a_tx, &r);
+    }
+
+    /// A connection closed: registrations on it are gone, and calls using it end (BYE on the other leg).
+    pub fn flow_closed(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        tl: &mut TransactionLayer,
+    ) {
+        let on_flow = |r: &Route| r.transport.is_reliable() && r.local == local && r.remote == remote;
+        self.registrations.by_user.retain(|_, b| !on_flow(&b.flow));
+        let hit: Vec<(CallRef, Side)> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Ending)
+            .filter_map(|(id, c)| {
+                if on_flow(&c.a.route) {
+                    Some((*id, Side::A))
+                } else if on_flow(&c.b.route) {
+                    Some((*id, Side::B))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (call, side) in hit {
+            let other = if side == Side::A { Side::B } else { Side::A };
+            let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
+            if early && side == Side::A {
+                let provisional = self.calls.get_mut(&call).is_some_and(|c| {
+                    c.cancelled = true;
+                    c.cancel_pending = !c.b_provisional;
+                    c.b_provisional
+                });
+                if provisional {
+                    self.send_cancel(now, call, tl);
+                }
+            } else if early {
+                // The callee's flow dropped while ringing: the caller hears it as unavailable.
+                let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
+                if let Some(a_tx) = a_tx
+                    && let Some(r) = self.a_response(call, 480, "Temporarily Unavailable", None)
+                {
+                    let _ = tl.respond(now, a_tx, &r);
+                }
+            } else {
+                self.bye(now, call, other, tl);
+            }
+            self.end(call, "flow closed");
         }
     }
 
@@ -276,7 +545,16 @@ impl B2bua {
         if max_forwards == 0 {
             return self.reply(now, tl, tx, request, 483, "Too Many Hops", None);
         }
-        let Some(b) = self.b_invite(request, max_forwards - 1) else {
+        let user = match &request.start {
+            StartLine::Request { uri, .. } => request_user(uri),
+            StartLine::Response { .. } => None,
+        };
+        let flow = user.as_deref().and_then(|u| self.registrations.flow_for(u, now));
+        if flow.is_none() && route.remote == self.trunk.route.remote {
+            // From the trunk and for nobody registered here: never send it back where it came from.
+            return self.reply(now, tl, tx, request, 404, "Not Found", None);
+        }
+        let Some(b) = self.b_invite(request, max_forwards - 1, flow) else {
             return self.reply(
                 now,
                 tl,
@@ -469,6 +747,13 @@ impl B2bua {
         response: &Message,
         tl: &mut TransactionLayer,
     ) -> bool {
+        if let Some(p) = self.registrations.pending.get(&tx).cloned() {
+            if matches!(response.start, StartLine::Response { code: 200.., .. }) {
+                self.registrations.pending.remove(&tx);
+                self.register_answered(now, &p, response, tl);
+            }
+            return true;
+        }
         let Some(&(call, purpose)) = self.client_txs.get(&tx) else {
             return self.stray_2xx(response, tl);
         };
@@ -570,6 +855,13 @@ impl B2bua {
 
     /// Timer B/F on one of our client transactions.
     pub fn timeout(&mut self, now: Instant, tx: TxId, tl: &mut TransactionLayer) {
+        if let Some(p) = self.registrations.pending.remove(&tx) {
+            let mut r = response_for(&p.a_request, 408, "Request Timeout");
+            let tag = self.ids.token();
+            add_to_tag(&mut r, || tag);
+            let _ = tl.respond(now, p.a_tx, &r);
+            return;
+        }
         let Some((call, purpose)) = self.client_txs.remove(&tx) else {
             return;
         };
@@ -758,13 +1050,24 @@ impl B2bua {
     }
 
     /// Our INVITE toward the trunk and the B leg it opens.
-    fn b_invite(&mut self, a: &Message, max_forwards: u8) -> Option<(Message, Leg)> {
+    fn b_invite(
+        &mut self,
+        a: &Message,
+        max_forwards: u8,
+        flow: Option<(Route, String)>,
+    ) -> Option<(Message, Leg)> {
         let StartLine::Request { uri, .. } = &a.start else {
             return None;
         };
         let user = request_user(uri)?;
-        let route = self.trunk.route;
-        let target = format!("sip:{user}@{}", route.remote);
+        // Toward a registered browser: its flow and its Contact; otherwise the trunk.
+        let (route, target) = match flow {
+            Some((route, contact)) => (route, contact),
+            None => (
+                self.trunk.route,
+                format!("sip:{user}@{}", self.trunk.route.remote),
+            ),
+        };
         let call_id = format!("{}@rtc-edge", self.ids.token());
         let tag = self.ids.token();
         let from = strip_tag(a.header(&HeaderName::From)?);
@@ -902,6 +1205,11 @@ fn learn_remote(leg: &mut Leg, response: &Message, trunk: Route) {
         .collect();
     if !rr.is_empty() {
         leg.route_set = rr.into_iter().rev().collect();
+    }
+    if leg.route.transport.is_reliable() {
+        // A connection-oriented leg (a browser's WebSocket) is reached on its flow, whatever its
+        // Contact says (`*.invalid` hosts).
+        return;
     }
     let next_hop = leg
         .route_set
@@ -1550,5 +1858,223 @@ mod tests {
                 code: 481
             }
         );
+    }
+
+    fn a_register(cseq: u32, extra: &str) -> String {
+        format!(
+            "REGISTER sip:gw.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKreg{cseq}\r\n\
+             Max-Forwards: 69\r\n\
+             To: <sip:alice@gw.example.com>\r\n\
+             From: <sip:alice@gw.example.com>;tag=regtag1\r\n\
+             Call-ID: browser-reg-1\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:k3l8d5@df7jal23ls0d.invalid;transport=ws>;+sip.ice;reg-id=1;+sip.instance=\"<urn:uuid:f81d4fae>\";expires=600\r\n\
+             Expires: 600\r\n\
+             Supported: path,gruu,outbound\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// Registers alice through the gateway (with a digest round); returns the token in our Contact.
+    fn registered_alice(net: &mut Net) -> String {
+        let (o, sent) = net.a_sends(&a_register(1, ""));
+        assert_eq!(
+            o,
+            Outcome::Relayed {
+                method: Method::Register
+            }
+        );
+        let reg = to_b(&sent).pop().unwrap();
+        assert_eq!(first_line(&reg), "REGISTER sip:gw.example.com SIP/2.0");
+        let contact = reg.header(&HeaderName::Contact).unwrap().to_owned();
+        let token = contact
+            .strip_prefix("<sip:")
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(contact, format!("<sip:{token}@192.0.2.1:5060>;expires=600"));
+        assert_hidden(std::slice::from_ref(&reg), &[]);
+        let text = String::from_utf8(reg.encode()).unwrap();
+        assert!(
+            !text.contains("+sip.instance") && !text.contains("reg-id") && !text.contains("Supported"),
+            "{text}"
+        );
+        // The registrar challenges; the challenge reaches the browser.
+        let mut challenge = response_for(&reg, 401, "Unauthorized");
+        challenge.push_header(
+            HeaderName::Other("WWW-Authenticate".into()),
+            "Digest realm=\"gw.example.com\", nonce=\"n1\"",
+        );
+        let (_, sent) = net.b_sends(&String::from_utf8(challenge.encode()).unwrap());
+        let a401 = to_a(&sent).pop().unwrap();
+        assert_eq!(first_line(&a401), "SIP/2.0 401 Unauthorized");
+        assert_eq!(
+            a401.header(&HeaderName::Other("WWW-Authenticate".into())),
+            Some("Digest realm=\"gw.example.com\", nonce=\"n1\"")
+        );
+        // The browser answers it; the credentials pass through, in the same registration (Call-ID).
+        let auth = "Authorization: Digest username=\"alice\", realm=\"gw.example.com\", nonce=\"n1\", uri=\"sip:gw.example.com\", response=\"0123\"\r\n";
+        let (_, sent) = net.a_sends(&a_register(2, auth));
+        let reg2 = to_b(&sent).pop().unwrap();
+        assert_eq!(reg2.header(&HeaderName::CallId), reg.header(&HeaderName::CallId));
+        assert_eq!(reg2.header(&HeaderName::CSeq), Some("2 REGISTER"));
+        assert!(
+            reg2.header(&HeaderName::Authorization)
+                .unwrap()
+                .contains("response=\"0123\"")
+        );
+        let mut ok = response_for(&reg2, 200, "OK");
+        ok.push_header(
+            HeaderName::Contact,
+            format!("<sip:{token}@192.0.2.1:5060>;expires=300"),
+        );
+        ok.push_header(HeaderName::Contact, "<sip:other@203.0.113.77>;expires=100");
+        let (_, sent) = net.b_sends(&String::from_utf8(ok.encode()).unwrap());
+        let a200 = to_a(&sent).pop().unwrap();
+        assert_eq!(first_line(&a200), "SIP/2.0 200 OK");
+        assert_eq!(
+            a200.values(&HeaderName::Contact).collect::<Vec<_>>(),
+            ["<sip:k3l8d5@df7jal23ls0d.invalid;transport=ws>;expires=300"]
+        );
+        assert_hidden(&[], &[a200]);
+        assert_eq!(net.ep.registered(), 1);
+        token
+    }
+
+    /// The trunk calls `user` (a token or an AoR user).
+    fn trunk_invite(user: &str) -> String {
+        format!(
+            "INVITE sip:{user}@192.0.2.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKpbx1\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:bob@gw.example.com>;tag=pbx-tag\r\n\
+             To: <sip:alice@gw.example.com>\r\n\
+             Call-ID: pbx-call-1\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:bob@203.0.113.10:5060>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{SDP_B}",
+            SDP_B.len()
+        )
+    }
+
+    #[test]
+    fn registration_relays_challenges_and_calls_reach_the_browser_on_its_websocket() {
+        let mut net = Net::new();
+        let token = registered_alice(&mut net);
+        let (o, sent) = net.b_sends(&trunk_invite(&token));
+        assert_eq!(
+            o,
+            Outcome::Relayed {
+                method: Method::Invite
+            }
+        );
+        assert_eq!(lines(&to_b(&sent)), ["SIP/2.0 100 Trying"]);
+        let to_browser: Vec<&Transmit> = sent
+            .iter()
+            .filter(|t| t.destination == BROWSER.parse().unwrap())
+            .collect();
+        assert_eq!(to_browser.len(), 1);
+        assert_eq!(
+            (to_browser[0].transport, to_browser[0].local),
+            (Transport::Ws, GW_WS.parse().unwrap())
+        );
+        let inv = Message::parse(&to_browser[0].payload).unwrap();
+        assert_eq!(
+            first_line(&inv),
+            "INVITE sip:k3l8d5@df7jal23ls0d.invalid;transport=ws SIP/2.0"
+        );
+        assert!(
+            inv.values(&HeaderName::Via)
+                .next()
+                .unwrap()
+                .starts_with("SIP/2.0/WS 192.0.2.1:5066;branch=z9hG4bK")
+        );
+        assert_eq!(
+            inv.header(&HeaderName::Contact),
+            Some("<sip:rtc-edge@192.0.2.1:5066;transport=ws>")
+        );
+        for leak in ["pbx-call-1", "pbx-tag", "203.0.113.10:5060;branch"] {
+            assert!(!String::from_utf8(inv.encode()).unwrap().contains(leak), "{leak}");
+        }
+        // The browser answers; the trunk gets the 200, the browser our ACK on its WebSocket.
+        let mut ok = response_for(&inv, 200, "OK");
+        for h in ok.headers.iter_mut().filter(|h| h.name == HeaderName::To) {
+            h.value.push_str(";tag=browser-tag");
+        }
+        ok.push_header(
+            HeaderName::Contact,
+            "<sip:k3l8d5@df7jal23ls0d.invalid;transport=ws>",
+        );
+        ok.push_header(HeaderName::ContentType, "application/sdp");
+        ok.body = SDP_A.as_bytes().to_vec();
+        let (_, sent) = net.a_sends(&String::from_utf8(ok.encode()).unwrap());
+        assert_eq!(lines(&to_b(&sent)), ["SIP/2.0 200 OK"]);
+        assert_eq!(
+            lines(&to_a(&sent)),
+            ["ACK sip:k3l8d5@df7jal23ls0d.invalid;transport=ws SIP/2.0"]
+        );
+        assert_eq!(net.ep.active_calls(), 1);
+        // The browser's WebSocket drops mid-call: the trunk gets a BYE; the registration is gone.
+        let ws_flow = (GW_WS.parse().unwrap(), BROWSER.parse().unwrap());
+        net.ep.flow_closed(net.now, ws_flow.0, ws_flow.1);
+        let sent: Vec<Transmit> = std::iter::from_fn(|| net.ep.poll_transmit()).collect();
+        assert_eq!(lines(&to_b(&sent)), ["BYE sip:bob@203.0.113.10:5060 SIP/2.0"]);
+        assert_eq!(net.ep.registered(), 0);
+        let (o, sent) = net.b_sends(
+            &trunk_invite(&token)
+                .replace("pbx-call-1", "pbx-call-2")
+                .replace("z9hG4bKpbx1", "z9hG4bKpbx2"),
+        );
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Invite,
+                code: 404
+            }
+        );
+        assert_eq!(
+            lines(&to_b(&sent)),
+            ["SIP/2.0 100 Trying", "SIP/2.0 404 Not Found"]
+        );
+    }
+
+    #[test]
+    fn trunk_calls_for_nobody_registered_are_404_not_looped_back() {
+        let mut net = Net::new();
+        let (o, sent) = net.b_sends(&trunk_invite("carol"));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Invite,
+                code: 404
+            }
+        );
+        assert!(to_a(&sent).is_empty());
+        assert_eq!(
+            lines(&to_b(&sent)),
+            ["SIP/2.0 100 Trying", "SIP/2.0 404 Not Found"]
+        );
+    }
+
+    #[test]
+    fn unregister_removes_the_binding() {
+        let mut net = Net::new();
+        let token = registered_alice(&mut net);
+        let (_, sent) = net.a_sends(
+            &a_register(3, "")
+                .replace("expires=600", "expires=0")
+                .replace("Expires: 600", "Expires: 0"),
+        );
+        let reg = to_b(&sent).pop().unwrap();
+        assert_eq!(
+            reg.header(&HeaderName::Contact),
+            Some(format!("<sip:{token}@192.0.2.1:5060>;expires=0").as_str())
+        );
+        net.b_sends(&String::from_utf8(response_for(&reg, 200, "OK").encode()).unwrap());
+        assert_eq!(net.ep.registered(), 0);
     }
 }

@@ -117,6 +117,20 @@ impl Endpoint {
         self.b2bua.as_ref().map_or(0, B2bua::active_calls)
     }
 
+    /// Browsers registered through the gateway.
+    pub fn registered(&self) -> usize {
+        self.b2bua.as_ref().map_or(0, B2bua::registered)
+    }
+
+    /// A connection (TCP, TLS, WebSocket) closed: its registrations go, and calls on it end with a BYE
+    /// on the other leg.
+    pub fn flow_closed(&mut self, now: Instant, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
+        if let Some(b2bua) = &mut self.b2bua {
+            b2bua.flow_closed(now, local, remote, &mut self.transactions);
+        }
+        self.drain_events(now, None);
+    }
+
     /// The next call event (started, answered, ended), for logs and CDRs.
     pub fn poll_call_event(&mut self) -> Option<CallEvent> {
         self.b2bua.as_mut().and_then(B2bua::poll_event)
@@ -274,6 +288,7 @@ impl Endpoint {
             let handled = match method {
                 Method::Invite if !in_dialog => b2bua.invite(now, tx, request, route, tl),
                 Method::Cancel => b2bua.cancel(now, tx, request, tl),
+                Method::Register if !in_dialog => b2bua.register(now, tx, request, route, tl),
                 _ if in_dialog => b2bua.in_dialog(now, tx, request, tl),
                 _ => Handled::No,
             };

@@ -144,6 +144,12 @@ pub enum HeaderName {
     UserAgent,
     /// `Server`
     Server,
+    /// `Expires`
+    Expires,
+    /// `Authorization`
+    Authorization,
+    /// `Proxy-Authorization`
+    ProxyAuthorization,
     /// Any other name, as written.
     Other(String),
 }
@@ -170,6 +176,9 @@ impl HeaderName {
             ("Record-Route", None, HeaderName::RecordRoute),
             ("User-Agent", None, HeaderName::UserAgent),
             ("Server", None, HeaderName::Server),
+            ("Expires", None, HeaderName::Expires),
+            ("Authorization", None, HeaderName::Authorization),
+            ("Proxy-Authorization", None, HeaderName::ProxyAuthorization),
         ];
         KNOWN
             .iter()
@@ -200,6 +209,9 @@ impl HeaderName {
             Self::RecordRoute => "Record-Route",
             Self::UserAgent => "User-Agent",
             Self::Server => "Server",
+            Self::Expires => "Expires",
+            Self::Authorization => "Authorization",
+            Self::ProxyAuthorization => "Proxy-Authorization",
             Self::Other(s) => s,
         }
     }
