@@ -10,8 +10,11 @@
 //! responses and early media (183 relayed without `Require: 100rel`), 2xx with the A-leg 2xx
 //! retransmitted until ACK (RFC 3261 §13.3.1.4), BYE from either side, CANCEL (with the CANCEL/200
 //! race: a 2xx arriving after a CANCEL is ACKed and BYEd), error responses mapped across, Timer B → 408,
-//! Max-Forwards (483). In-dialog UPDATE/INFO/OPTIONS are answered locally (session timers are terminated
-//! per leg); re-INVITE relay, registrations and flows are still to come.
+//! Max-Forwards (483). In-dialog UPDATE without a body, INFO and OPTIONS are answered locally (session
+//! timers are terminated per leg); re-INVITE and UPDATE with an offer are relayed to the other leg
+//! (hold/resume both ways, 491 on glare, an offerless re-INVITE's answer carried by the ACK).
+//! Registrations: a browser's REGISTER is relayed with our flow-token Contact, and calls for it reach
+//! it on its flow; a closed flow ends its calls.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -148,6 +151,9 @@ struct Call {
     b_ack: Option<Message>,
     /// The B 2xx waiting for A's ACK (late offer).
     b_2xx_unacked: bool,
+    /// A relayed offerless re-INVITE was answered 2xx: the ACK toward this side waits for the
+    /// originator's ACK (with the answer), and reuses this CSeq.
+    pending_ack: Option<(Side, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +186,23 @@ pub struct B2bua {
     timers: BTreeSet<(Instant, CallRef, CallTimer)>,
     events: Vec<CallEvent>,
     registrations: Registrations,
+    /// In-dialog requests relayed to the other leg, by our client transaction.
+    relays: HashMap<TxId, Relay>,
+}
+
+/// An in-dialog request relayed across (re-INVITE, UPDATE with an offer).
+#[derive(Debug, Clone)]
+struct Relay {
+    call: CallRef,
+    from: Side,
+    server_tx: TxId,
+    request: Message,
+    /// CSeq of our copy on the other leg (its ACK reuses it).
+    cseq: u32,
+}
+
+fn call_of(r: &Relay) -> CallRef {
+    r.call
 }
 
 /// A browser's registration, bound to the flow (connection) it registered on, RFC 5626 in spirit: the
@@ -254,6 +277,7 @@ impl B2bua {
             timers: BTreeSet::new(),
             events: Vec::new(),
             registrations: Registrations::default(),
+            relays: HashMap::new(),
         }
     }
 
@@ -615,6 +639,7 @@ impl B2bua {
                 a_2xx_interval: self.timers_cfg.t1,
                 b_ack: None,
                 b_2xx_unacked: false,
+                pending_ack: None,
             },
         );
         self.events.push(CallEvent::Started { call });
@@ -708,18 +733,132 @@ impl B2bua {
             {
                 self.reply(now, tl, tx, request, 200, "OK", Some((call, side)))
             }
+            // Hold/resume and other offers: relayed to the other leg (§14, RFC 3311).
+            Method::Invite | Method::Update => self.relay(now, tx, request, call, side, tl),
             _ => self.reply(now, tl, tx, request, 501, "Not Implemented", Some((call, side))),
         }
     }
 
+    /// Relays an in-dialog INVITE/UPDATE to the other leg; its answer comes back on server tx `tx`.
+    fn relay(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        call: CallRef,
+        side: Side,
+        tl: &mut TransactionLayer,
+    ) -> Handled {
+        let busy = self.relays.values().any(|r| r.call == call)
+            || self
+                .calls
+                .get(&call)
+                .is_none_or(|c| !matches!(c.phase, Phase::Confirmed | Phase::Answered));
+        if busy {
+            // §14.2: an offer while another is pending on this call.
+            return self.reply(now, tl, tx, request, 491, "Request Pending", Some((call, side)));
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return Handled::No;
+        };
+        let method = request.method().cloned().unwrap_or(Method::Update);
+        let other = if side == Side::A { &mut c.b } else { &mut c.a };
+        let out = build_in_dialog(other, &mut self.ids, &method, None, request);
+        let route = other.route;
+        let cseq = other.local_cseq;
+        let Ok(out_tx) = tl.start_client(now, out, route) else {
+            return self.reply(
+                now,
+                tl,
+                tx,
+                request,
+                500,
+                "Server Internal Error",
+                Some((call, side)),
+            );
+        };
+        self.relays.insert(
+            out_tx,
+            Relay {
+                call,
+                from: side,
+                server_tx: tx,
+                request: request.clone(),
+                cseq,
+            },
+        );
+        Handled::Yes(None)
+    }
+
+    /// The other leg answered a relayed request: the answer goes back; a 2xx to a re-INVITE is ACKed
+    /// on that leg (with the originator's ACK body when the re-INVITE carried no offer).
+    fn relay_answered(&mut self, now: Instant, r: &Relay, response: &Message, tl: &mut TransactionLayer) {
+        let StartLine::Response { code, reason } = &response.start else {
+            return;
+        };
+        let code = *code;
+        if code == 100 {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&call_of(r)) else {
+            return;
+        };
+        let (from_leg, to_leg) = if r.from == Side::A {
+            (&c.a, &mut c.b)
+        } else {
+            (&c.b, &mut c.a)
+        };
+        let mut answer = response_for(&r.request, code, reason);
+        let tag = from_leg.local_tag.clone();
+        let contact = from_leg.contact.clone();
+        add_to_tag(&mut answer, || tag);
+        if (200..300).contains(&code) {
+            answer.push_header(HeaderName::Contact, contact);
+        }
+        if !response.body.is_empty() && code < 300 {
+            if let Some(ct) = response.header(&HeaderName::ContentType) {
+                answer.push_header(HeaderName::ContentType, ct);
+            }
+            answer.body = response.body.clone();
+        }
+        if (200..300).contains(&code) && r.request.method() == Some(&Method::Invite) {
+            if r.request.body.is_empty() {
+                c.pending_ack = Some((if r.from == Side::A { Side::B } else { Side::A }, r.cseq));
+            } else {
+                let ack = build_in_dialog(
+                    to_leg,
+                    &mut self.ids,
+                    &Method::Ack,
+                    Some(r.cseq),
+                    &Message::empty(),
+                );
+                tl.send_stateless(&ack, to_leg.route);
+            }
+        }
+        let _ = tl.respond(now, r.server_tx, &answer);
+    }
+
     /// An ACK without a transaction (to a 2xx). `true` if it belonged to a call.
     pub fn ack(&mut self, now: Instant, request: &Message, tl: &mut TransactionLayer) -> bool {
-        let Some((call, Side::A)) = self.dialog_of(request) else {
+        let Some((call, side)) = self.dialog_of(request) else {
             return false;
         };
         let Some(c) = self.calls.get_mut(&call) else {
             return false;
         };
+        // The originator's ACK to a relayed offerless re-INVITE carries the answer across.
+        if let Some((to, cseq)) = c.pending_ack
+            && to != side
+        {
+            c.pending_ack = None;
+            let leg = if to == Side::A { &mut c.a } else { &mut c.b };
+            let ack = build_in_dialog(leg, &mut self.ids, &Method::Ack, Some(cseq), request);
+            tl.send_stateless(&ack, leg.route);
+            return true;
+        }
+        if side != Side::A {
+            return true;
+        }
         if c.phase == Phase::Answered {
             c.phase = Phase::Confirmed;
             self.timers.retain(|(_, id, _)| *id != call);
@@ -747,6 +886,13 @@ impl B2bua {
         response: &Message,
         tl: &mut TransactionLayer,
     ) -> bool {
+        if let Some(r) = self.relays.get(&tx).cloned() {
+            if matches!(response.start, StartLine::Response { code: 200.., .. }) {
+                self.relays.remove(&tx);
+            }
+            self.relay_answered(now, &r, response, tl);
+            return true;
+        }
         if let Some(p) = self.registrations.pending.get(&tx).cloned() {
             if matches!(response.start, StartLine::Response { code: 200.., .. }) {
                 self.registrations.pending.remove(&tx);
@@ -855,6 +1001,19 @@ impl B2bua {
 
     /// Timer B/F on one of our client transactions.
     pub fn timeout(&mut self, now: Instant, tx: TxId, tl: &mut TransactionLayer) {
+        if let Some(r) = self.relays.remove(&tx) {
+            let mut answer = response_for(&r.request, 408, "Request Timeout");
+            let tag = self.calls.get(&r.call).map(|c| {
+                if r.from == Side::A {
+                    c.a.local_tag.clone()
+                } else {
+                    c.b.local_tag.clone()
+                }
+            });
+            add_to_tag(&mut answer, || tag.unwrap_or_default());
+            let _ = tl.respond(now, r.server_tx, &answer);
+            return;
+        }
         if let Some(p) = self.registrations.pending.remove(&tx) {
             let mut r = response_for(&p.a_request, 408, "Request Timeout");
             let tag = self.ids.token();
@@ -2076,5 +2235,145 @@ mod tests {
         );
         net.b_sends(&String::from_utf8(response_for(&reg, 200, "OK").encode()).unwrap());
         assert_eq!(net.ep.registered(), 0);
+    }
+
+    /// The trunk sends a request within its dialog (as the callee of a browser's call).
+    fn b_in_dialog(method: &str, cseq: u32, b_inv: &Message, body: &str) -> String {
+        let from = b_inv.header(&HeaderName::From).unwrap();
+        let ct = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".into()
+        };
+        format!(
+            "{method} sip:rtc-edge@192.0.2.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKb{method}{cseq}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@gw.example.com>;tag=trunk-tag-1\r\nTo: {from}\r\nCall-ID: {}\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:bob@203.0.113.10:5060>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            b_inv.header(&HeaderName::CallId).unwrap(),
+            body.len()
+        )
+    }
+
+    fn with_body(mut m: Message, body: &str) -> String {
+        m.push_header(HeaderName::ContentType, "application/sdp");
+        m.body = body.as_bytes().to_vec();
+        String::from_utf8(m.encode()).unwrap()
+    }
+
+    #[test]
+    fn hold_and_resume_from_the_browser_are_relayed_to_the_trunk() {
+        let mut net = Net::new();
+        let (b_inv, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let hold = SDP_A.replace(
+            "m=audio 40000 RTP/AVP 0\r\n",
+            "m=audio 40000 RTP/AVP 0\r\na=sendonly\r\n",
+        );
+        for (i, sdp) in [hold.as_str(), SDP_A].into_iter().enumerate() {
+            let cseq = 8062 + u32::try_from(i).unwrap() * 2;
+            let reinvite = a_in_dialog("INVITE", cseq, &a_ok).replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                    sdp.len()
+                ),
+            );
+            let (o, sent) = net.a_sends(&reinvite);
+            assert_eq!(
+                o,
+                Outcome::Relayed {
+                    method: Method::Invite
+                }
+            );
+            assert_eq!(lines(&to_a(&sent)), ["SIP/2.0 100 Trying"]);
+            let b_re = to_b(&sent).pop().unwrap();
+            assert_eq!(first_line(&b_re), "INVITE sip:bob@203.0.113.10:5060 SIP/2.0");
+            assert_eq!(
+                b_re.header(&HeaderName::CSeq),
+                Some(format!("{} INVITE", 2 + i).as_str())
+            );
+            assert_eq!(
+                b_re.header(&HeaderName::To),
+                Some("<sip:bob@gw.example.com>;tag=trunk-tag-1")
+            );
+            assert_eq!(b_re.body, sdp.as_bytes());
+            let (_, sent) = net.b_sends(&with_body(response_for(&b_re, 200, "OK"), SDP_B));
+            assert_eq!(lines(&to_b(&sent)), ["ACK sip:bob@203.0.113.10:5060 SIP/2.0"]);
+            let a200 = to_a(&sent).pop().unwrap();
+            assert_eq!(first_line(&a200), "SIP/2.0 200 OK");
+            assert_eq!(a200.header(&HeaderName::To), a_ok.header(&HeaderName::To));
+            assert_eq!(
+                a200.header(&HeaderName::CSeq),
+                Some(format!("{cseq} INVITE").as_str())
+            );
+            assert_eq!(a200.body, SDP_B.as_bytes());
+            let (_, sent) = net.a_sends(&a_in_dialog("ACK", cseq, &a_ok));
+            assert!(sent.is_empty(), "the browser's ACK ends there");
+            assert_hidden(&[b_re], &[a200]);
+        }
+        assert_eq!(net.ep.active_calls(), 1);
+        let _ = b_inv;
+    }
+
+    #[test]
+    fn hold_from_the_trunk_reaches_the_browser_and_glare_gets_491() {
+        let mut net = Net::new();
+        let (b_inv, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let hold = SDP_B.replace("RTP/AVP 0\r\n", "RTP/AVP 0\r\na=sendonly\r\n");
+        let (_, sent) = net.b_sends(&b_in_dialog("INVITE", 2, &b_inv, &hold));
+        let a_re = to_a(&sent).pop().unwrap();
+        assert_eq!(
+            first_line(&a_re),
+            "INVITE sip:k3l8d5@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0"
+        );
+        assert_eq!(a_re.header(&HeaderName::CSeq), Some("1 INVITE"));
+        assert_eq!(a_re.body, hold.as_bytes());
+        // Glare: the browser sends its own offer meanwhile.
+        let (o, _) = net.a_sends(&a_in_dialog("UPDATE", 8062, &a_ok).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_A}",
+                SDP_A.len()
+            ),
+        ));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Update,
+                code: 491
+            }
+        );
+        let (_, sent) = net.a_sends(&with_body(response_for(&a_re, 200, "OK"), SDP_A));
+        assert_eq!(lines(&to_b(&sent)), ["SIP/2.0 200 OK"]);
+        assert_eq!(
+            lines(&to_a(&sent)),
+            ["ACK sip:k3l8d5@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0"]
+        );
+    }
+
+    #[test]
+    fn offerless_reinvite_takes_the_answer_from_the_originators_ack() {
+        let mut net = Net::new();
+        let (b_inv, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let (_, sent) = net.b_sends(&b_in_dialog("INVITE", 2, &b_inv, ""));
+        let a_re = to_a(&sent).pop().unwrap();
+        assert!(a_re.body.is_empty());
+        let (_, sent) = net.a_sends(&with_body(response_for(&a_re, 200, "OK"), SDP_A));
+        assert!(
+            to_a(&sent).is_empty(),
+            "no ACK to the browser before the trunk's answer"
+        );
+        let b200 = to_b(&sent).pop().unwrap();
+        assert_eq!(b200.body, SDP_A.as_bytes());
+        let (_, sent) = net.b_sends(&b_in_dialog("ACK", 2, &b_inv, SDP_B));
+        let a_ack = to_a(&sent).pop().unwrap();
+        assert_eq!(
+            first_line(&a_ack),
+            "ACK sip:k3l8d5@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0"
+        );
+        assert_eq!(a_ack.header(&HeaderName::CSeq), Some("1 ACK"));
+        assert_eq!(a_ack.body, SDP_B.as_bytes());
     }
 }
