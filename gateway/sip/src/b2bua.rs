@@ -113,6 +113,8 @@ struct Leg {
     local_cseq: u32,
     /// Our Contact on this leg.
     contact: String,
+    /// The peer listed UPDATE in an Allow header; if not, offers go to it as re-INVITEs.
+    allows_update: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,6 +201,8 @@ struct Relay {
     request: Message,
     /// CSeq of our copy on the other leg (its ACK reuses it).
     cseq: u32,
+    /// Method of our copy: INVITE when an UPDATE went to a peer that does not allow UPDATE.
+    out_method: Method,
 }
 
 fn call_of(r: &Relay) -> CallRef {
@@ -615,6 +619,7 @@ impl B2bua {
                 .collect(),
             local_cseq: 0,
             contact: our_contact(route),
+            allows_update: allows(request, "UPDATE"),
         };
         self.dialogs
             .insert((a_leg.call_id.clone(), a_leg.local_tag.clone()), (call, Side::A));
@@ -763,7 +768,13 @@ impl B2bua {
         };
         let method = request.method().cloned().unwrap_or(Method::Update);
         let other = if side == Side::A { &mut c.b } else { &mut c.a };
-        let out = build_in_dialog(other, &mut self.ids, &method, None, request);
+        // Never an UPDATE to a peer that did not allow it (RFC 3311 §5.1): a re-INVITE carries the offer.
+        let out_method = if method == Method::Update && !other.allows_update {
+            Method::Invite
+        } else {
+            method
+        };
+        let out = build_in_dialog(other, &mut self.ids, &out_method, None, request);
         let route = other.route;
         let cseq = other.local_cseq;
         let Ok(out_tx) = tl.start_client(now, out, route) else {
@@ -785,6 +796,7 @@ impl B2bua {
                 server_tx: tx,
                 request: request.clone(),
                 cseq,
+                out_method,
             },
         );
         Handled::Yes(None)
@@ -821,7 +833,7 @@ impl B2bua {
             }
             answer.body = response.body.clone();
         }
-        if (200..300).contains(&code) && r.request.method() == Some(&Method::Invite) {
+        if (200..300).contains(&code) && r.out_method == Method::Invite {
             if r.request.body.is_empty() {
                 c.pending_ack = Some((if r.from == Side::A { Side::B } else { Side::A }, r.cseq));
             } else {
@@ -1268,6 +1280,7 @@ impl B2bua {
             route_set: Vec::new(),
             local_cseq: 1,
             contact,
+            allows_update: false,
         };
         Some((m, leg))
     }
@@ -1344,6 +1357,9 @@ fn build_in_dialog(
 
 /// Learns the peer's tag, Contact and Record-Route from a response on leg B (§12.1.2: route set reversed).
 fn learn_remote(leg: &mut Leg, response: &Message, trunk: Route) {
+    if response.header(&HeaderName::Allow).is_some() {
+        leg.allows_update = allows(response, "UPDATE");
+    }
     if leg.remote_tag.is_none() {
         leg.remote_tag = response
             .header(&HeaderName::To)
@@ -1408,6 +1424,12 @@ fn request_user(uri: &str) -> Option<String> {
         return Some(number.split(';').next()?.to_owned());
     }
     SipUri::parse(uri).ok()?.user.map(str::to_owned)
+}
+
+/// Whether the message's Allow headers list `method`.
+fn allows(m: &Message, method: &str) -> bool {
+    m.values(&HeaderName::Allow)
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(method)))
 }
 
 /// A header value without its `tag` parameter.
@@ -2375,5 +2397,48 @@ mod tests {
         );
         assert_eq!(a_ack.header(&HeaderName::CSeq), Some("1 ACK"));
         assert_eq!(a_ack.body, SDP_B.as_bytes());
+    }
+
+    #[test]
+    fn update_offers_become_reinvites_toward_a_trunk_that_does_not_allow_update() {
+        let mut net = Net::new();
+        let (_, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let update = a_in_dialog("UPDATE", 8062, &a_ok).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_A}",
+                SDP_A.len()
+            ),
+        );
+        let (_, sent) = net.a_sends(&update);
+        let b_re = to_b(&sent).pop().unwrap();
+        assert_eq!(
+            first_line(&b_re),
+            "INVITE sip:bob@203.0.113.10:5060 SIP/2.0",
+            "the trunk never advertised UPDATE"
+        );
+        let (_, sent) = net.b_sends(&with_body(response_for(&b_re, 200, "OK"), SDP_B));
+        assert_eq!(lines(&to_b(&sent)), ["ACK sip:bob@203.0.113.10:5060 SIP/2.0"]);
+        let a200 = to_a(&sent).pop().unwrap();
+        assert_eq!(a200.header(&HeaderName::CSeq), Some("8062 UPDATE"));
+        assert_eq!(a200.body, SDP_B.as_bytes());
+
+        // A trunk that allows UPDATE gets the UPDATE itself.
+        let mut net = Net::new();
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        let ok = b_response(&b_inv, 200, "OK", SDP_B).replace(
+            "Content-Type",
+            "Allow: INVITE, ACK, BYE, CANCEL, UPDATE\r\nContent-Type",
+        );
+        let (_, sent) = net.b_sends(&ok);
+        let a_ok = to_a(&sent).pop().unwrap();
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        let (_, sent) = net.a_sends(&update);
+        assert_eq!(
+            first_line(&to_b(&sent).pop().unwrap()),
+            "UPDATE sip:bob@203.0.113.10:5060 SIP/2.0"
+        );
     }
 }
