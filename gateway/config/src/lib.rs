@@ -114,6 +114,68 @@ pub struct SipConfig {
     /// Where calls go (the PBX or SIP trunk). Without it, INVITEs are answered 501.
     #[serde(default)]
     pub trunk: Option<TrunkConfig>,
+    /// Protection against oversize messages and floods.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[sip.limits]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest SIP message accepted on any transport, 1024-65535 bytes; larger requests get 513.
+    #[serde(default = "Limits::default_max_message_bytes")]
+    pub max_message_bytes: MessageSize,
+    /// New INVITE/REGISTER per second from one source address (0 = unlimited); excess gets 503.
+    #[serde(default = "Limits::default_rate")]
+    pub per_source_rate: u32,
+    /// How many such requests a source may send at once before the rate applies.
+    #[serde(default = "Limits::default_burst")]
+    pub per_source_burst: u32,
+}
+
+impl Limits {
+    fn default_max_message_bytes() -> MessageSize {
+        MessageSize(65_535)
+    }
+    fn default_rate() -> u32 {
+        20
+    }
+    fn default_burst() -> u32 {
+        40
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: Self::default_max_message_bytes(),
+            per_source_rate: Self::default_rate(),
+            per_source_burst: Self::default_burst(),
+        }
+    }
+}
+
+/// A message size limit, 1024-65535 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageSize(u16);
+
+impl MessageSize {
+    /// The limit in bytes.
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = i64::deserialize(d)?;
+        u16::try_from(raw)
+            .ok()
+            .filter(|n| *n >= 1024)
+            .map(MessageSize)
+            .ok_or_else(|| serde::de::Error::custom(format!("must be 1024-65535 bytes, got {raw}")))
+    }
 }
 
 /// `[sip.trunk]`: the next hop for calls.
@@ -718,6 +780,25 @@ mod tests {
         assert!(e.to_string().contains("needs a udp listener"), "{e}");
         let e = err(&format!("{GOOD}{}", trunk.replace("5070", "0")));
         assert_eq!(e.key(), Some("sip.trunk.port"), "{e}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_ranges() {
+        let c = Config::parse(GOOD, "x").unwrap();
+        assert_eq!(c.sip.limits, Limits::default());
+        assert_eq!(c.sip.limits.max_message_bytes.get(), 65_535);
+        let c = Config::parse(&format!("{GOOD}[sip.limits]\nper_source_rate = 0\n"), "x").unwrap();
+        assert_eq!(
+            (c.sip.limits.per_source_rate, c.sip.limits.per_source_burst),
+            (0, 40)
+        );
+        let e = err(&format!("{GOOD}[sip.limits]\nmax_message_bytes = 100\n"));
+        assert_eq!(
+            (e.key(), e.line()),
+            (Some("sip.limits.max_message_bytes"), Some(7)),
+            "{e}"
+        );
+        assert!(e.to_string().contains("must be 1024-65535 bytes, got 100"), "{e}");
     }
 
     #[test]

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use edge_config::{Config, Transport as ConfigTransport};
 use edge_sip::b2bua::{CallEvent, Trunk};
+use edge_sip::endpoint::Limits;
 use edge_sip::framing::{Frame, StreamFramer};
 use edge_sip::message::MAX_MESSAGE_LEN;
+use edge_sip::ratelimit::RateLimit;
 use edge_sip::transaction::{Route, TimerConfig};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 
@@ -155,11 +157,19 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
     if let Some(t) = &trunk {
         tracing::info!(trunk = %t.route.remote, from = %t.route.local, "calls go to the trunk");
     }
+    let limits = &config.sip.limits;
     let mut endpoint = Endpoint::new(EndpointConfig {
         server,
         tag_secret,
         timers: TimerConfig::default(),
         trunk,
+    })
+    .with_limits(Limits {
+        max_message_bytes: limits.max_message_bytes.get(),
+        per_source: RateLimit {
+            per_second: limits.per_source_rate,
+            burst: limits.per_source_burst,
+        },
     });
     let mut out = Outbound {
         udp,
@@ -210,7 +220,12 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
             }
         }
     };
-    tracing::info!(signal, active_calls = endpoint.active_calls(), "stopping");
+    tracing::info!(
+        signal,
+        active_calls = endpoint.active_calls(),
+        registered = endpoint.registered(),
+        "stopping"
+    );
     for task in tasks {
         task.abort();
     }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::b2bua::{self, B2bua, CallEvent, Handled, Trunk};
 use crate::message::{HeaderName, Message, Method, StartLine, header_param};
+use crate::ratelimit::{RateLimit, RateLimiter};
 use crate::transaction::{Route, TimerConfig, TransactionLayer, TxEvent, TxId, response_for};
 use crate::transport::{Datagram, Transmit};
 use crate::validate::{self, Rejection};
@@ -56,6 +57,32 @@ pub struct Stats {
     pub keepalives: u64,
     /// Transactions that timed out (Timer B, F or H).
     pub timeouts: u64,
+    /// Requests refused with 513 for exceeding the size limit.
+    pub oversize: u64,
+    /// New INVITE/REGISTER refused with 503 by the per-source rate limit.
+    pub rate_limited: u64,
+}
+
+/// Protection against bad or excessive input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message accepted; larger requests are answered 513 (RFC 3261 §21.5.14).
+    pub max_message_bytes: usize,
+    /// New INVITE/REGISTER per source address.
+    pub per_source: RateLimit,
+}
+
+impl Default for Limits {
+    /// No limit beyond the 64 KiB every transport has; no rate limit.
+    fn default() -> Self {
+        Self {
+            max_message_bytes: crate::message::MAX_MESSAGE_LEN,
+            per_source: RateLimit {
+                per_second: 0,
+                burst: 0,
+            },
+        }
+    }
 }
 
 /// What happened to one input, for the shell's logs.
@@ -85,6 +112,8 @@ pub struct Endpoint {
     config: EndpointConfig,
     transactions: TransactionLayer,
     b2bua: Option<B2bua>,
+    limits: Limits,
+    limiter: RateLimiter,
     stats: Stats,
 }
 
@@ -104,12 +133,22 @@ impl Endpoint {
                 config.tag_secret ^ 0x5eed_ca11_b2b0_a000,
             )
         });
+        let limits = Limits::default();
         Self {
             config,
             transactions,
             b2bua,
+            limits,
+            limiter: RateLimiter::new(limits.per_source),
             stats: Stats::default(),
         }
+    }
+
+    /// The same endpoint with `limits` applied.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self.limiter = RateLimiter::new(limits.per_source);
+        self
     }
 
     /// Calls in progress.
@@ -203,13 +242,22 @@ impl Endpoint {
                 if msg.method() == Some(&Method::Ack) {
                     self.stats.acks += 1;
                 }
-                match framing {
-                    Err(why) => Err(Rejection {
-                        code: 400,
-                        reason: format!("Bad Request ({why})"),
+                if d.payload.len() > self.limits.max_message_bytes {
+                    self.stats.oversize += 1;
+                    Err(Rejection {
+                        code: 513,
+                        reason: "Message Too Large".to_owned(),
                         headers: vec![],
-                    }),
-                    Ok(()) => validate::check_request(&msg, SUPPORTED),
+                    })
+                } else {
+                    match framing {
+                        Err(why) => Err(Rejection {
+                            code: 400,
+                            reason: format!("Bad Request ({why})"),
+                            headers: vec![],
+                        }),
+                        Ok(()) => validate::check_request(&msg, SUPPORTED),
+                    }
                 }
             }
         };
@@ -281,6 +329,18 @@ impl Endpoint {
             .header(&HeaderName::To)
             .and_then(|t| header_param(t, "tag"))
             .is_some();
+        let new_work = !in_dialog && matches!(method, Method::Invite | Method::Register);
+        if verdict.is_ok() && new_work && !self.limiter.admit(route.remote.ip(), now) {
+            self.stats.rate_limited += 1;
+            let response = self.build_response(
+                request,
+                503,
+                "Service Unavailable",
+                vec![(HeaderName::Other("Retry-After".into()), "5".to_owned())],
+            );
+            let _ = self.transactions.respond(now, tx, &response);
+            return Outcome::Answered { method, code: 503 };
+        }
         if verdict.is_ok()
             && let Some(b2bua) = &mut self.b2bua
         {
@@ -709,5 +769,70 @@ mod tests {
         }
         assert_eq!(ep.stats().malformed_dropped, 4);
         assert_eq!(ep.transactions(), 0);
+    }
+
+    #[test]
+    fn oversize_requests_get_513() {
+        let mut ep = endpoint().with_limits(Limits {
+            max_message_bytes: 600,
+            ..Limits::default()
+        });
+        let big = request("OPTIONS", &format!("X-Padding: {}\r\n", "p".repeat(400)));
+        assert!(big.len() > 600);
+        let (o, t) = feed(&mut ep, &big);
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Options,
+                code: 513
+            }
+        );
+        assert_eq!(code_of(&t.unwrap()), 513);
+        assert_eq!(
+            feed(
+                &mut ep,
+                &request("OPTIONS", "")
+                    .replace("c1@", "c3@")
+                    .replace("bKabc", "bKsmall")
+            )
+            .0,
+            Outcome::Answered {
+                method: Method::Options,
+                code: 200
+            }
+        );
+        assert_eq!(ep.stats().oversize, 1);
+    }
+
+    #[test]
+    fn a_register_flood_from_one_source_is_refused_with_503() {
+        let mut ep = endpoint().with_limits(Limits {
+            per_source: RateLimit {
+                per_second: 2,
+                burst: 3,
+            },
+            ..Limits::default()
+        });
+        let codes: Vec<u16> = (0..6)
+            .map(|i| {
+                let req = request("REGISTER", "")
+                    .replace("c1@", &format!("c{i}@"))
+                    .replace("bKabc", &format!("bKr{i}"));
+                let (_, t) = feed(&mut ep, &req);
+                code_of(&t.unwrap())
+            })
+            .collect();
+        // No trunk here, so admitted REGISTERs get 501; the excess gets 503 with Retry-After.
+        assert_eq!(codes, [501, 501, 501, 503, 503, 503]);
+        assert_eq!(ep.stats().rate_limited, 3);
+        // OPTIONS are not new work: never limited.
+        let (o, _) = feed(&mut ep, &request("OPTIONS", "").replace("bKabc", "bKopt"));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Options,
+                code: 200
+            }
+        );
     }
 }

@@ -36,6 +36,7 @@ pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod pii;
+pub mod ratelimit;
 pub mod transaction;
 pub mod transport;
 pub mod uri;
