@@ -10,8 +10,11 @@
 //! responses and early media (183 relayed without `Require: 100rel`), 2xx with the A-leg 2xx
 //! retransmitted until ACK (RFC 3261 §13.3.1.4), BYE from either side, CANCEL (with the CANCEL/200
 //! race: a 2xx arriving after a CANCEL is ACKed and BYEd), error responses mapped across, Timer B → 408,
-//! Max-Forwards (483). In-dialog UPDATE without a body, INFO and OPTIONS are answered locally (session
-//! timers are terminated per leg); re-INVITE and UPDATE with an offer are relayed to the other leg
+//! Max-Forwards (483). Session timers (RFC 4028) are terminated per leg: the browser's interval is
+//! accepted (422 + Min-SE below 90 s) with the browser as refresher, its bodiless UPDATEs answered here;
+//! the trunk leg has its own interval (1800 s offered), refreshed by us (UPDATE, or re-INVITE with our
+//! last offer) or watched when the trunk refreshes; a leg whose refreshes stop ends the call on both.
+//! INFO and OPTIONS in a dialog are answered locally; re-INVITE and UPDATE with an offer are relayed to the other leg
 //! (hold/resume both ways, 491 on glare, an offerless re-INVITE's answer carried by the ACK).
 //! Registrations: a browser's REGISTER is relayed with our flow-token Contact, and calls for it reach
 //! it on its flow; a closed flow ends its calls.
@@ -88,7 +91,7 @@ pub enum CallEvent {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Side {
     A,
     B,
@@ -115,6 +118,10 @@ struct Leg {
     contact: String,
     /// The peer listed UPDATE in an Allow header; if not, offers go to it as re-INVITEs.
     allows_update: bool,
+    /// The leg's session timer, once negotiated.
+    session: Option<SessionTimer>,
+    /// The last SDP we offered on this leg (for a re-INVITE refresh): Content-Type and body.
+    last_offer: Option<(String, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +170,11 @@ enum Purpose {
     BInvite,
     Cancel,
     Bye,
+    /// Our session refresh on leg B; `invite` if it went as a re-INVITE (needs an ACK) with this CSeq.
+    Refresh {
+        invite: bool,
+        cseq: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -171,6 +183,57 @@ enum CallTimer {
     Resend2xx,
     /// No ACK for 64·T1: end the call.
     AckTimeout,
+    /// RFC 4028: we are this leg's refresher; refresh now (half the interval).
+    Refresh(Side),
+    /// RFC 4028: the peer is this leg's refresher and has not refreshed in time.
+    Expire(Side),
+}
+
+/// Smallest session interval we accept (RFC 4028 §4: at least 90 s).
+pub const MIN_SE: u32 = 90;
+/// Session interval we ask a trunk for.
+pub const TRUNK_SESSION_EXPIRES: u32 = 1800;
+
+/// A leg's session timer (RFC 4028).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SessionTimer {
+    /// Session interval, seconds.
+    interval: u32,
+    /// We refresh (else the peer does and we watch for it).
+    we_refresh: bool,
+}
+
+impl SessionTimer {
+    /// When the non-refresher gives up: the interval minus min(32 s, a third of it) (§10).
+    fn expiry(self) -> Duration {
+        let s = u64::from(self.interval);
+        Duration::from_secs(s - (s / 3).min(32))
+    }
+
+    fn refresh_after(self) -> Duration {
+        Duration::from_secs(u64::from(self.interval) / 2)
+    }
+}
+
+/// `Session-Expires: <seconds>[;refresher=uac|uas]`.
+fn session_expires(m: &Message) -> Option<(u32, Option<String>)> {
+    let v = m.header(&HeaderName::SessionExpires)?;
+    let seconds = v.split(';').next()?.trim().parse().ok()?;
+    let refresher = v.split(';').skip(1).find_map(|p| {
+        let (k, val) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("refresher")
+            .then(|| val.trim().to_ascii_lowercase())
+    });
+    Some((seconds, refresher))
+}
+
+/// Whether the message's Supported (or Require) headers list `tag`.
+fn supports(m: &Message, tag: &str) -> bool {
+    [HeaderName::Supported, HeaderName::Require].iter().any(|h| {
+        m.values(h)
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tag)))
+    })
 }
 
 /// The call core.
@@ -553,6 +616,16 @@ impl B2bua {
                         self.end(call, "no ACK from A");
                     }
                 }
+                CallTimer::Expire(side) => {
+                    if self.calls.get(&call).is_some_and(|c| c.phase != Phase::Ending) {
+                        // RFC 4028 §10: no refresh in time — the session is over on both legs.
+                        self.bye(now, call, Side::A, tl);
+                        self.bye(now, call, Side::B, tl);
+                        let leg = if side == Side::A { "A" } else { "B" };
+                        self.end(call, &format!("session timer expired on {leg}"));
+                    }
+                }
+                CallTimer::Refresh(side) => self.refresh(now, call, side, tl),
             }
         }
     }
@@ -573,6 +646,22 @@ impl B2bua {
         if max_forwards == 0 {
             return self.reply(now, tl, tx, request, 483, "Too Many Hops", None);
         }
+        let a_session = match session_expires(request) {
+            Some((se, _)) if se < MIN_SE => {
+                // RFC 4028 §8.1: too short; say what we accept.
+                let mut r = response_for(request, 422, "Session Interval Too Small");
+                let tag = self.ids.token();
+                add_to_tag(&mut r, || tag);
+                r.push_header(HeaderName::MinSe, MIN_SE.to_string());
+                let _ = tl.respond(now, tx, &r);
+                return Handled::Yes(Some(422));
+            }
+            Some((se, refresher)) if supports(request, "timer") => Some(SessionTimer {
+                interval: se,
+                we_refresh: refresher.as_deref() == Some("uas"),
+            }),
+            _ => None,
+        };
         let user = match &request.start {
             StartLine::Request { uri, .. } => request_user(uri),
             StartLine::Response { .. } => None,
@@ -620,6 +709,8 @@ impl B2bua {
             local_cseq: 0,
             contact: our_contact(route),
             allows_update: allows(request, "UPDATE"),
+            session: a_session,
+            last_offer: None,
         };
         self.dialogs
             .insert((a_leg.call_id.clone(), a_leg.local_tag.clone()), (call, Side::A));
@@ -649,6 +740,58 @@ impl B2bua {
         );
         self.events.push(CallEvent::Started { call });
         Handled::Yes(None)
+    }
+
+    /// (Re)arms a leg's session timer: a refresh if we are its refresher, else the expiry watch.
+    fn arm_session(&mut self, now: Instant, call: CallRef, side: Side) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let leg = if side == Side::A { &c.a } else { &c.b };
+        let Some(st) = leg.session else { return };
+        self.timers.retain(|(_, id, t)| {
+            *id != call || !matches!(t, CallTimer::Refresh(s) | CallTimer::Expire(s) if *s == side)
+        });
+        if st.we_refresh {
+            self.timers
+                .insert((now + st.refresh_after(), call, CallTimer::Refresh(side)));
+        } else {
+            self.timers
+                .insert((now + st.expiry(), call, CallTimer::Expire(side)));
+        }
+    }
+
+    /// Our session refresh on a leg: UPDATE without a body where the peer allows it, else a re-INVITE
+    /// with our last offer (RFC 4028 §9).
+    fn refresh(&mut self, now: Instant, call: CallRef, side: Side, tl: &mut TransactionLayer) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.phase == Phase::Ending {
+            return;
+        }
+        let leg = if side == Side::A { &mut c.a } else { &mut c.b };
+        let Some(st) = leg.session else { return };
+        let invite = !leg.allows_update;
+        let mut carry = Message::empty();
+        if invite && let Some((ct, body)) = &leg.last_offer {
+            carry.push_header(HeaderName::ContentType, ct.clone());
+            carry.body = body.clone();
+        }
+        let method = if invite { Method::Invite } else { Method::Update };
+        let mut m = build_in_dialog(leg, &mut self.ids, &method, None, &carry);
+        m.push_header(HeaderName::Supported, "timer");
+        m.push_header(
+            HeaderName::SessionExpires,
+            format!(
+                "{};refresher={}",
+                st.interval,
+                if side == Side::B { "uac" } else { "uas" }
+            ),
+        );
+        let (route, cseq) = (leg.route, leg.local_cseq);
+        if let Ok(id) = tl.start_client(now, m, route) {
+            self.client_txs
+                .insert(id, (call, Purpose::Refresh { invite, cseq }));
+        }
     }
 
     /// A CANCEL on server transaction `tx`: answered 200, the INVITE 487, leg B cancelled.
@@ -733,13 +876,38 @@ impl B2bua {
                 Handled::Yes(Some(200))
             }
             // Session refreshes (RFC 4028) and DTMF INFO are answered per leg.
-            Method::Update | Method::Info | Method::Options
-                if request.body.is_empty() || method == Method::Info =>
-            {
+            Method::Update if request.body.is_empty() => {
+                // A session refresh: restart this leg's watch and confirm the interval (RFC 4028 §9).
+                self.arm_session(now, call, side);
+                let mut r = response_for(request, 200, "OK");
+                let tag = self.calls.get(&call).map(|c| {
+                    if side == Side::A {
+                        c.a.local_tag.clone()
+                    } else {
+                        c.b.local_tag.clone()
+                    }
+                });
+                add_to_tag(&mut r, || tag.unwrap_or_default());
+                if let Some((se, refresher)) = session_expires(request) {
+                    r.push_header(HeaderName::Require, "timer");
+                    let refresher = refresher.unwrap_or_else(|| "uac".to_owned());
+                    r.push_header(HeaderName::SessionExpires, format!("{se};refresher={refresher}"));
+                }
+                if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+                    r.push_header(HeaderName::Server, s);
+                }
+                let _ = tl.respond(now, tx, &r);
+                Handled::Yes(Some(200))
+            }
+            Method::Info | Method::Options if method == Method::Info || request.body.is_empty() => {
                 self.reply(now, tl, tx, request, 200, "OK", Some((call, side)))
             }
-            // Hold/resume and other offers: relayed to the other leg (§14, RFC 3311).
-            Method::Invite | Method::Update => self.relay(now, tx, request, call, side, tl),
+            // Hold/resume and other offers: relayed to the other leg (§14, RFC 3311). Any of them is
+            // also a session refresh of the leg it came on.
+            Method::Invite | Method::Update => {
+                self.arm_session(now, call, side);
+                self.relay(now, tx, request, call, side, tl)
+            }
             _ => self.reply(now, tl, tx, request, 501, "Not Implemented", Some((call, side))),
         }
     }
@@ -775,6 +943,13 @@ impl B2bua {
             method
         };
         let out = build_in_dialog(other, &mut self.ids, &out_method, None, request);
+        if !request.body.is_empty() {
+            let ct = request
+                .header(&HeaderName::ContentType)
+                .unwrap_or("application/sdp")
+                .to_owned();
+            other.last_offer = Some((ct, request.body.clone()));
+        }
         let route = other.route;
         let cseq = other.local_cseq;
         let Ok(out_tx) = tl.start_client(now, out, route) else {
@@ -873,7 +1048,9 @@ impl B2bua {
         }
         if c.phase == Phase::Answered {
             c.phase = Phase::Confirmed;
-            self.timers.retain(|(_, id, _)| *id != call);
+            self.timers.retain(|(_, id, t)| {
+                *id != call || !matches!(t, CallTimer::Resend2xx | CallTimer::AckTimeout)
+            });
             let Some(c) = self.calls.get_mut(&call) else {
                 return true;
             };
@@ -922,6 +1099,42 @@ impl B2bua {
         if code >= 200 {
             self.client_txs.remove(&tx);
         }
+        if let Purpose::Refresh { invite, cseq } = purpose {
+            let StartLine::Response { code, .. } = response.start else {
+                return true;
+            };
+            match code {
+                100..=199 => {}
+                200..=299 => {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        if invite {
+                            let ack = build_in_dialog(
+                                &mut c.b,
+                                &mut self.ids,
+                                &Method::Ack,
+                                Some(cseq),
+                                &Message::empty(),
+                            );
+                            tl.send_stateless(&ack, c.b.route);
+                        }
+                        if let (Some(st), Some((se, _))) = (&mut c.b.session, session_expires(response)) {
+                            st.interval = se.max(MIN_SE);
+                        }
+                    }
+                    self.arm_session(now, call, Side::B);
+                }
+                _ => {
+                    // A refused refresh ends the session (RFC 4028 §10).
+                    if self.calls.get(&call).is_some_and(|c| c.phase != Phase::Ending) {
+                        self.bye(now, call, Side::A, tl);
+                        self.bye(now, call, Side::B, tl);
+                        self.end(call, &format!("session refresh refused ({code})"));
+                    }
+                }
+            }
+            self.forget_if_done(call);
+            return true;
+        }
         if purpose != Purpose::BInvite {
             self.forget_if_done(call);
             return true;
@@ -964,6 +1177,14 @@ impl B2bua {
                     self.end(call, "answered after CANCEL");
                     return true;
                 }
+                if let Some((se, refresher)) = session_expires(response) {
+                    // The 2xx names the refresher (RFC 4028 §9); without it, we (the UAC) refresh.
+                    let we_refresh = refresher.as_deref() != Some("uas");
+                    c.b.session = Some(SessionTimer {
+                        interval: se.max(MIN_SE),
+                        we_refresh,
+                    });
+                }
                 if c.late_offer {
                     c.b_2xx_unacked = true;
                 } else {
@@ -979,10 +1200,21 @@ impl B2bua {
                     c.b_ack = Some(ack);
                 }
                 let Some(a_tx) = c.a_tx.take() else { return true };
-                let Some(ok) = self.a_response(call, code, reason, Some(response)) else {
+                let a_session = c.a.session;
+                let Some(mut ok) = self.a_response(call, code, reason, Some(response)) else {
                     return true;
                 };
+                if let Some(st) = a_session {
+                    let refresher = if st.we_refresh { "uas" } else { "uac" };
+                    ok.push_header(HeaderName::Require, "timer");
+                    ok.push_header(
+                        HeaderName::SessionExpires,
+                        format!("{};refresher={refresher}", st.interval),
+                    );
+                }
                 let _ = tl.respond(now, a_tx, &ok);
+                self.arm_session(now, call, Side::A);
+                self.arm_session(now, call, Side::B);
                 let Some(c) = self.calls.get_mut(&call) else {
                     return true;
                 };
@@ -1261,6 +1493,10 @@ impl B2bua {
         m.push_header(HeaderName::CSeq, "1 INVITE");
         m.push_header(HeaderName::Contact, contact.clone());
         m.push_header(HeaderName::Allow, ALLOW);
+        // RFC 4028 on this leg, independent of leg A's.
+        m.push_header(HeaderName::Supported, "timer");
+        m.push_header(HeaderName::SessionExpires, TRUNK_SESSION_EXPIRES.to_string());
+        m.push_header(HeaderName::MinSe, MIN_SE.to_string());
         if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
             m.push_header(HeaderName::UserAgent, s);
         }
@@ -1281,6 +1517,14 @@ impl B2bua {
             local_cseq: 1,
             contact,
             allows_update: false,
+            session: None,
+            last_offer: (!a.body.is_empty()).then(|| {
+                let ct = a
+                    .header(&HeaderName::ContentType)
+                    .unwrap_or("application/sdp")
+                    .to_owned();
+                (ct, a.body.clone())
+            }),
         };
         Some((m, leg))
     }
@@ -1662,7 +1906,7 @@ mod tests {
                 "k3l8d5",
                 "browser-call-1",
                 "198.51.100.20",
-                "Session-Expires",
+                "Session-Expires: 90",
             ] {
                 assert!(!text.contains(leak), "{leak} leaked to the trunk:\n{text}");
             }
@@ -2439,6 +2683,148 @@ mod tests {
         assert_eq!(
             first_line(&to_b(&sent).pop().unwrap()),
             "UPDATE sip:bob@203.0.113.10:5060 SIP/2.0"
+        );
+    }
+
+    fn all_lines(sent: &[Transmit]) -> Vec<String> {
+        sent.iter()
+            .map(|t| first_line(&Message::parse(&t.payload).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn session_timers_are_terminated_per_leg() {
+        let mut net = Net::new();
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        assert_eq!(
+            b_inv.header(&HeaderName::SessionExpires),
+            Some("1800"),
+            "the trunk leg has its own interval"
+        );
+        assert_eq!(b_inv.header(&HeaderName::Supported), Some("timer"));
+        assert_eq!(b_inv.header(&HeaderName::MinSe), Some("90"));
+        let ok = b_response(&b_inv, 200, "OK", SDP_B).replace(
+            "Content-Type",
+            "Session-Expires: 1800;refresher=uac\r\nRequire: timer\r\nContent-Type",
+        );
+        let (_, sent) = net.b_sends(&ok);
+        let a_ok = to_a(&sent).pop().unwrap();
+        assert_eq!(
+            a_ok.header(&HeaderName::SessionExpires),
+            Some("90;refresher=uac"),
+            "JsSIP refreshes its own leg"
+        );
+        assert_eq!(a_ok.header(&HeaderName::Require), Some("timer"));
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        // JsSIP refreshes every 45 s with a bodiless UPDATE: answered here, never relayed.
+        let mut b_refreshes = Vec::new();
+        for i in 0..21u32 {
+            let sent = net.advance(Duration::from_secs(45));
+            let refreshes: Vec<Message> = to_b(&sent)
+                .into_iter()
+                .filter(|m| first_line(m).starts_with("INVITE"))
+                .collect();
+            for re in refreshes {
+                // Our own refresh toward the trunk at half its interval: a re-INVITE (no UPDATE in its
+                // Allow) with the last offer.
+                assert_eq!(re.header(&HeaderName::SessionExpires), Some("1800;refresher=uac"));
+                assert_eq!(re.body, SDP_A.as_bytes());
+                let (_, sent) = net.b_sends(&with_body(response_for(&re, 200, "OK"), SDP_B));
+                assert_eq!(lines(&to_b(&sent)), ["ACK sip:bob@203.0.113.10:5060 SIP/2.0"]);
+                assert!(to_a(&sent).is_empty(), "the trunk's refresh stays on its leg");
+                b_refreshes.push(net.now);
+            }
+            let update = a_in_dialog("UPDATE", 8062 + i, &a_ok).replace(
+                "Content-Length",
+                "Session-Expires: 90;refresher=uac\r\nContent-Length",
+            );
+            let (o, sent) = net.a_sends(&update);
+            assert_eq!(
+                o,
+                Outcome::Answered {
+                    method: Method::Update,
+                    code: 200
+                }
+            );
+            let r = to_a(&sent).pop().unwrap();
+            assert_eq!(r.header(&HeaderName::SessionExpires), Some("90;refresher=uac"));
+            assert!(to_b(&sent).is_empty());
+        }
+        assert_eq!(b_refreshes.len(), 1, "one trunk refresh in 945 s at 900 s");
+        assert_eq!(net.ep.active_calls(), 1, "kept up well past 2×90 s");
+        // The browser stops refreshing (its tab froze): 90 − 30 s later both legs are hung up.
+        let sent = net.advance(Duration::from_secs(59));
+        assert!(all_lines(&sent).iter().all(|l| !l.starts_with("BYE")));
+        let sent = net.advance(Duration::from_secs(2));
+        let byes: Vec<_> = all_lines(&sent)
+            .into_iter()
+            .filter(|l| l.starts_with("BYE"))
+            .collect();
+        assert_eq!(byes.len(), 2, "{byes:?}");
+        let events: Vec<_> = std::iter::from_fn(|| net.ep.poll_call_event()).collect();
+        assert!(
+            matches!(events.last(), Some(CallEvent::Ended { reason, .. }) if reason == "session timer expired on A"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_too_short_session_interval_gets_422_with_min_se() {
+        let mut net = Net::new();
+        let (o, sent) = net.a_sends(&a_invite(SDP_A).replace("Session-Expires: 90", "Session-Expires: 30"));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Invite,
+                code: 422
+            }
+        );
+        let r = to_a(&sent).pop().unwrap();
+        assert_eq!(first_line(&r), "SIP/2.0 422 Session Interval Too Small");
+        assert_eq!(r.header(&HeaderName::MinSe), Some("90"));
+        assert!(to_b(&sent).is_empty());
+    }
+
+    #[test]
+    fn a_trunk_that_is_its_own_refresher_is_watched() {
+        let mut net = Net::new();
+        let inv = a_invite(SDP_A).replace("Session-Expires: 90\r\n", "");
+        let (_, sent) = net.a_sends(&inv);
+        let b_inv = to_b(&sent).pop().unwrap();
+        let ok = b_response(&b_inv, 200, "OK", SDP_B).replace(
+            "Content-Type",
+            "Session-Expires: 120;refresher=uas\r\nContent-Type",
+        );
+        let (_, sent) = net.b_sends(&ok);
+        let a_ok = to_a(&sent).pop().unwrap();
+        assert_eq!(
+            a_ok.header(&HeaderName::SessionExpires),
+            None,
+            "no timer on a leg that did not ask"
+        );
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        // The trunk refreshes once (a bodiless UPDATE): answered on its leg.
+        net.advance(Duration::from_secs(60));
+        let (o, sent) = net.b_sends(&b_in_dialog("UPDATE", 2, &b_inv, "").replace(
+            "Content-Length",
+            "Session-Expires: 120;refresher=uas\r\nContent-Length",
+        ));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Update,
+                code: 200
+            }
+        );
+        assert!(to_a(&sent).is_empty());
+        // Then it falls silent: 120 − 32 s after its last refresh, the call ends on both legs.
+        let sent = net.advance(Duration::from_secs(87));
+        assert!(all_lines(&sent).iter().all(|l| !l.starts_with("BYE")));
+        let sent = net.advance(Duration::from_secs(2));
+        assert_eq!(
+            all_lines(&sent).iter().filter(|l| l.starts_with("BYE")).count(),
+            2
         );
     }
 }

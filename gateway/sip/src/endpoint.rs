@@ -256,7 +256,15 @@ impl Endpoint {
                             reason: format!("Bad Request ({why})"),
                             headers: vec![],
                         }),
-                        Ok(()) => validate::check_request(&msg, SUPPORTED),
+                        Ok(()) => {
+                            // With the call core on, session timers (RFC 4028) are implemented.
+                            let supported: &[&str] = if self.b2bua.is_some() {
+                                &["timer"]
+                            } else {
+                                SUPPORTED
+                            };
+                            validate::check_request(&msg, supported)
+                        }
                     }
                 }
             }

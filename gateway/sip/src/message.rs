@@ -150,6 +150,10 @@ pub enum HeaderName {
     Authorization,
     /// `Proxy-Authorization`
     ProxyAuthorization,
+    /// `Session-Expires` / `x` (RFC 4028)
+    SessionExpires,
+    /// `Min-SE` (RFC 4028)
+    MinSe,
     /// Any other name, as written.
     Other(String),
 }
@@ -179,6 +183,8 @@ impl HeaderName {
             ("Expires", None, HeaderName::Expires),
             ("Authorization", None, HeaderName::Authorization),
             ("Proxy-Authorization", None, HeaderName::ProxyAuthorization),
+            ("Session-Expires", Some("x"), HeaderName::SessionExpires),
+            ("Min-SE", None, HeaderName::MinSe),
         ];
         KNOWN
             .iter()
@@ -212,6 +218,8 @@ impl HeaderName {
             Self::Expires => "Expires",
             Self::Authorization => "Authorization",
             Self::ProxyAuthorization => "Proxy-Authorization",
+            Self::SessionExpires => "Session-Expires",
+            Self::MinSe => "Min-SE",
             Self::Other(s) => s,
         }
     }
