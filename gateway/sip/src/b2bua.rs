@@ -253,6 +253,9 @@ pub struct B2bua {
     registrations: Registrations,
     /// In-dialog requests relayed to the other leg, by our client transaction.
     relays: HashMap<TxId, Relay>,
+    /// OPTIONS relayed to a registered browser: our client transaction → the asker's server transaction
+    /// and request.
+    options_relays: HashMap<TxId, (TxId, Message)>,
 }
 
 /// An in-dialog request relayed across (re-INVITE, UPDATE with an offer).
@@ -345,6 +348,7 @@ impl B2bua {
             events: Vec::new(),
             registrations: Registrations::default(),
             relays: HashMap::new(),
+            options_relays: HashMap::new(),
         }
     }
 
@@ -742,6 +746,65 @@ impl B2bua {
         Handled::Yes(None)
     }
 
+    /// An out-of-dialog OPTIONS whose Request-URI user is registered here goes to that browser on its
+    /// flow, and its answer comes back (capabilities of the user, not of the gateway). Anything else is
+    /// for the gateway itself (`Handled::No`: the endpoint answers it).
+    pub fn options(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        request: &Message,
+        tl: &mut TransactionLayer,
+    ) -> Handled {
+        let StartLine::Request { uri, .. } = &request.start else {
+            return Handled::No;
+        };
+        let Some((flow, contact)) = request_user(uri).and_then(|u| self.registrations.flow_for(&u, now))
+        else {
+            return Handled::No;
+        };
+        let mut m = Message {
+            start: StartLine::Request {
+                method: Method::Options,
+                uri: contact,
+                version: "SIP/2.0".into(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        let max_forwards = request
+            .header(&HeaderName::MaxForwards)
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(70);
+        m.push_header(HeaderName::Via, our_via(flow, &mut self.ids));
+        m.push_header(
+            HeaderName::MaxForwards,
+            max_forwards.saturating_sub(1).to_string(),
+        );
+        m.push_header(
+            HeaderName::From,
+            format!(
+                "{};tag={}",
+                strip_tag(request.header(&HeaderName::From).unwrap_or_default()),
+                self.ids.token()
+            ),
+        );
+        m.push_header(
+            HeaderName::To,
+            strip_tag(request.header(&HeaderName::To).unwrap_or_default()),
+        );
+        m.push_header(HeaderName::CallId, format!("{}@rtc-edge", self.ids.token()));
+        m.push_header(HeaderName::CSeq, "1 OPTIONS");
+        if let Some(accept) = request.header(&HeaderName::Accept) {
+            m.push_header(HeaderName::Accept, accept);
+        }
+        let Ok(out) = tl.start_client(now, m, flow) else {
+            return Handled::No;
+        };
+        self.options_relays.insert(out, (tx, request.clone()));
+        Handled::Yes(None)
+    }
+
     /// (Re)arms a leg's session timer: a refresh if we are its refresher, else the expiry watch.
     fn arm_session(&mut self, now: Instant, call: CallRef, side: Side) {
         let Some(c) = self.calls.get(&call) else { return };
@@ -1075,6 +1138,25 @@ impl B2bua {
         response: &Message,
         tl: &mut TransactionLayer,
     ) -> bool {
+        if let Some((server_tx, request)) = self.options_relays.get(&tx).cloned() {
+            if let StartLine::Response {
+                code: code @ 200..,
+                reason,
+            } = &response.start
+            {
+                self.options_relays.remove(&tx);
+                let mut r = response_for(&request, *code, reason);
+                let tag = self.ids.token();
+                add_to_tag(&mut r, || tag);
+                for name in [HeaderName::Allow, HeaderName::Accept, HeaderName::Supported] {
+                    if let Some(v) = response.header(&name) {
+                        r.push_header(name, v);
+                    }
+                }
+                let _ = tl.respond(now, server_tx, &r);
+            }
+            return true;
+        }
         if let Some(r) = self.relays.get(&tx).cloned() {
             if matches!(response.start, StartLine::Response { code: 200.., .. }) {
                 self.relays.remove(&tx);
@@ -1245,6 +1327,13 @@ impl B2bua {
 
     /// Timer B/F on one of our client transactions.
     pub fn timeout(&mut self, now: Instant, tx: TxId, tl: &mut TransactionLayer) {
+        if let Some((server_tx, request)) = self.options_relays.remove(&tx) {
+            let mut r = response_for(&request, 408, "Request Timeout");
+            let tag = self.ids.token();
+            add_to_tag(&mut r, || tag);
+            let _ = tl.respond(now, server_tx, &r);
+            return;
+        }
         if let Some(r) = self.relays.remove(&tx) {
             let mut answer = response_for(&r.request, 408, "Request Timeout");
             let tag = self.calls.get(&r.call).map(|c| {
@@ -2826,5 +2915,53 @@ mod tests {
             all_lines(&sent).iter().filter(|l| l.starts_with("BYE")).count(),
             2
         );
+    }
+
+    #[test]
+    fn options_to_a_registered_user_reach_the_browser_others_are_answered_here() {
+        let mut net = Net::new();
+        let token = registered_alice(&mut net);
+        let options = trunk_invite(&token)
+            .replacen("INVITE", "OPTIONS", 1)
+            .replace("1 INVITE", "1 OPTIONS")
+            .replace("z9hG4bKpbx1", "z9hG4bKopt1");
+        let options = options.split("Content-Type").next().unwrap().to_owned() + "Content-Length: 0\r\n\r\n";
+        let (o, sent) = net.b_sends(&options);
+        assert_eq!(
+            o,
+            Outcome::Relayed {
+                method: Method::Options
+            }
+        );
+        let to_browser = to_a(&sent).pop().unwrap();
+        assert_eq!(
+            first_line(&to_browser),
+            "OPTIONS sip:k3l8d5@df7jal23ls0d.invalid;transport=ws SIP/2.0"
+        );
+        let mut ok = response_for(&to_browser, 200, "OK");
+        ok.push_header(
+            HeaderName::Allow,
+            "INVITE,ACK,CANCEL,BYE,UPDATE,MESSAGE,OPTIONS,REFER,INFO,NOTIFY",
+        );
+        let (_, sent) = net.a_sends(&String::from_utf8(ok.encode()).unwrap());
+        let back = to_b(&sent).pop().unwrap();
+        assert_eq!(first_line(&back), "SIP/2.0 200 OK");
+        assert!(
+            back.header(&HeaderName::Allow).unwrap().contains("MESSAGE"),
+            "the browser's capabilities"
+        );
+        // OPTIONS for the gateway itself (a keepalive probe) are answered locally.
+        let probe = options
+            .replace(&format!("sip:{token}@"), "sip:")
+            .replace("z9hG4bKopt1", "z9hG4bKopt2");
+        let (o, sent) = net.b_sends(&probe);
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Options,
+                code: 200
+            }
+        );
+        assert!(to_a(&sent).is_empty());
     }
 }

@@ -357,6 +357,7 @@ impl Endpoint {
                 Method::Invite if !in_dialog => b2bua.invite(now, tx, request, route, tl),
                 Method::Cancel => b2bua.cancel(now, tx, request, tl),
                 Method::Register if !in_dialog => b2bua.register(now, tx, request, route, tl),
+                Method::Options if !in_dialog => b2bua.options(now, tx, request, tl),
                 _ if in_dialog => b2bua.in_dialog(now, tx, request, tl),
                 _ => Handled::No,
             };
