@@ -19,7 +19,7 @@
 //! Registrations: a browser's REGISTER is relayed with our flow-token Contact, and calls for it reach
 //! it on its flow; a closed flow ends its calls.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -189,6 +189,17 @@ enum CallTimer {
     Expire(Side),
 }
 
+impl CallTimer {
+    const ALL: [Self; 6] = [
+        Self::Resend2xx,
+        Self::AckTimeout,
+        Self::Refresh(Side::A),
+        Self::Refresh(Side::B),
+        Self::Expire(Side::A),
+        Self::Expire(Side::B),
+    ];
+}
+
 /// Smallest session interval we accept (RFC 4028 §4: at least 90 s).
 pub const MIN_SE: u32 = 90;
 /// Session interval we ask a trunk for.
@@ -248,8 +259,14 @@ pub struct B2bua {
     /// (Call-ID, our tag) → call and side, for in-dialog requests.
     dialogs: HashMap<(String, String), (CallRef, Side)>,
     client_txs: HashMap<TxId, (CallRef, Purpose)>,
+    /// Client transactions still pending per call (a call is forgotten at zero once it has ended).
+    pending_per_call: HashMap<CallRef, u32>,
     timers: BTreeSet<(Instant, CallRef, CallTimer)>,
-    events: Vec<CallEvent>,
+    /// When each armed timer fires, so that disarming is a lookup, not a scan.
+    armed: HashMap<(CallRef, CallTimer), Instant>,
+    /// (leg A Call-ID, leg A From-tag) → call, for CANCEL.
+    by_a_dialog: HashMap<(String, String), CallRef>,
+    events: VecDeque<CallEvent>,
     registrations: Registrations,
     /// In-dialog requests relayed to the other leg, by our client transaction.
     relays: HashMap<TxId, Relay>,
@@ -303,6 +320,8 @@ struct Registrations {
     by_user: HashMap<String, Binding>,
     /// Contact token → AoR user (the registrar routes calls to `sip:<token>@gateway`).
     tokens: HashMap<String, String>,
+    /// AoR user → its Contact token.
+    token_of: HashMap<String, String>,
     /// The browser's REGISTER Call-ID → ours and our last CSeq, so refreshes stay one registration.
     call_ids: HashMap<String, (String, String, u32)>,
     pending: HashMap<TxId, PendingRegister>,
@@ -344,8 +363,11 @@ impl B2bua {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             client_txs: HashMap::new(),
+            pending_per_call: HashMap::new(),
             timers: BTreeSet::new(),
-            events: Vec::new(),
+            armed: HashMap::new(),
+            by_a_dialog: HashMap::new(),
+            events: VecDeque::new(),
             registrations: Registrations::default(),
             relays: HashMap::new(),
             options_relays: HashMap::new(),
@@ -382,11 +404,12 @@ impl B2bua {
             .or_else(|| request.header(&HeaderName::Expires))
             .and_then(|e| e.trim().parse::<u32>().ok())
             .unwrap_or(3600);
-        let token = match self.registrations.tokens.iter().find(|(_, u)| **u == user) {
-            Some((t, _)) => t.clone(),
+        let token = match self.registrations.token_of.get(&user) {
+            Some(t) => t.clone(),
             None => {
                 let t = self.ids.token();
                 self.registrations.tokens.insert(t.clone(), user.clone());
+                self.registrations.token_of.insert(user.clone(), t.clone());
                 t
             }
         };
@@ -578,11 +601,7 @@ impl B2bua {
 
     /// The next call event.
     pub fn poll_event(&mut self) -> Option<CallEvent> {
-        if self.events.is_empty() {
-            None
-        } else {
-            Some(self.events.remove(0))
-        }
+        self.events.pop_front()
     }
 
     /// When [`Self::handle_timeout`] is next due.
@@ -597,6 +616,7 @@ impl B2bua {
                 break;
             }
             self.timers.remove(&(at, call, timer));
+            self.armed.remove(&(call, timer));
             match timer {
                 CallTimer::Resend2xx => {
                     let Some(c) = self.calls.get_mut(&call) else {
@@ -610,7 +630,7 @@ impl B2bua {
                     }
                     c.a_2xx_interval = (c.a_2xx_interval * 2).min(self.timers_cfg.t2);
                     let next = at + c.a_2xx_interval;
-                    self.timers.insert((next, call, CallTimer::Resend2xx));
+                    self.arm(call, CallTimer::Resend2xx, next);
                 }
                 CallTimer::AckTimeout => {
                     if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Answered) {
@@ -720,7 +740,14 @@ impl B2bua {
             .insert((a_leg.call_id.clone(), a_leg.local_tag.clone()), (call, Side::A));
         self.dialogs
             .insert((b_leg.call_id.clone(), b_leg.local_tag.clone()), (call, Side::B));
-        self.client_txs.insert(b_tx, (call, Purpose::BInvite));
+        self.track(b_tx, (call, Purpose::BInvite));
+        self.by_a_dialog.insert(
+            (
+                a_leg.call_id.clone(),
+                a_leg.remote_tag.clone().unwrap_or_default(),
+            ),
+            call,
+        );
         self.calls.insert(
             call,
             Call {
@@ -742,7 +769,7 @@ impl B2bua {
                 pending_ack: None,
             },
         );
-        self.events.push(CallEvent::Started { call });
+        self.events.push_back(CallEvent::Started { call });
         Handled::Yes(None)
     }
 
@@ -805,20 +832,45 @@ impl B2bua {
         Handled::Yes(None)
     }
 
+    fn arm(&mut self, call: CallRef, timer: CallTimer, at: Instant) {
+        self.disarm(call, timer);
+        self.timers.insert((at, call, timer));
+        self.armed.insert((call, timer), at);
+    }
+
+    fn disarm(&mut self, call: CallRef, timer: CallTimer) {
+        if let Some(at) = self.armed.remove(&(call, timer)) {
+            self.timers.remove(&(at, call, timer));
+        }
+    }
+
+    fn track(&mut self, tx: TxId, entry: (CallRef, Purpose)) {
+        *self.pending_per_call.entry(entry.0).or_default() += 1;
+        self.client_txs.insert(tx, entry);
+    }
+
+    fn untrack(&mut self, tx: TxId) -> Option<(CallRef, Purpose)> {
+        let entry = self.client_txs.remove(&tx)?;
+        if let Some(n) = self.pending_per_call.get_mut(&entry.0) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_per_call.remove(&entry.0);
+            }
+        }
+        Some(entry)
+    }
+
     /// (Re)arms a leg's session timer: a refresh if we are its refresher, else the expiry watch.
     fn arm_session(&mut self, now: Instant, call: CallRef, side: Side) {
         let Some(c) = self.calls.get(&call) else { return };
         let leg = if side == Side::A { &c.a } else { &c.b };
         let Some(st) = leg.session else { return };
-        self.timers.retain(|(_, id, t)| {
-            *id != call || !matches!(t, CallTimer::Refresh(s) | CallTimer::Expire(s) if *s == side)
-        });
+        self.disarm(call, CallTimer::Refresh(side));
+        self.disarm(call, CallTimer::Expire(side));
         if st.we_refresh {
-            self.timers
-                .insert((now + st.refresh_after(), call, CallTimer::Refresh(side)));
+            self.arm(call, CallTimer::Refresh(side), now + st.refresh_after());
         } else {
-            self.timers
-                .insert((now + st.expiry(), call, CallTimer::Expire(side)));
+            self.arm(call, CallTimer::Expire(side), now + st.expiry());
         }
     }
 
@@ -852,8 +904,7 @@ impl B2bua {
         );
         let (route, cseq) = (leg.route, leg.local_cseq);
         if let Ok(id) = tl.start_client(now, m, route) {
-            self.client_txs
-                .insert(id, (call, Purpose::Refresh { invite, cseq }));
+            self.track(id, (call, Purpose::Refresh { invite, cseq }));
         }
     }
 
@@ -870,15 +921,17 @@ impl B2bua {
             .header(&HeaderName::From)
             .and_then(|f| header_param(f, "tag"))
             .flatten();
-        let found = self.calls.iter().find(|(_, c)| {
-            c.a.call_id == call_id
-                && c.a.remote_tag.as_deref() == from_tag
-                && c.a_tx.is_some()
-                && c.phase == Phase::Early
-        });
-        let Some((&call, _)) = found else {
+        let key = (call_id.to_owned(), from_tag.unwrap_or_default().to_owned());
+        let Some(&call) = self.by_a_dialog.get(&key) else {
             return Handled::No;
         };
+        if !self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.a_tx.is_some() && c.phase == Phase::Early)
+        {
+            return Handled::No;
+        }
         self.reply(now, tl, tx, request, 200, "OK", None);
         let Some(c) = self.calls.get_mut(&call) else {
             return Handled::No;
@@ -1111,9 +1164,8 @@ impl B2bua {
         }
         if c.phase == Phase::Answered {
             c.phase = Phase::Confirmed;
-            self.timers.retain(|(_, id, t)| {
-                *id != call || !matches!(t, CallTimer::Resend2xx | CallTimer::AckTimeout)
-            });
+            self.disarm(call, CallTimer::Resend2xx);
+            self.disarm(call, CallTimer::AckTimeout);
             let Some(c) = self.calls.get_mut(&call) else {
                 return true;
             };
@@ -1179,7 +1231,7 @@ impl B2bua {
         };
         let code = *code;
         if code >= 200 {
-            self.client_txs.remove(&tx);
+            self.untrack(tx);
         }
         if let Purpose::Refresh { invite, cseq } = purpose {
             let StartLine::Response { code, .. } = response.start else {
@@ -1303,12 +1355,10 @@ impl B2bua {
                 c.phase = Phase::Answered;
                 c.a_2xx = Some(ok);
                 if !c.a.route.transport.is_reliable() {
-                    self.timers
-                        .insert((now + self.timers_cfg.t1, call, CallTimer::Resend2xx));
+                    self.arm(call, CallTimer::Resend2xx, now + self.timers_cfg.t1);
                 }
-                self.timers
-                    .insert((now + self.timers_cfg.t1 * 64, call, CallTimer::AckTimeout));
-                self.events.push(CallEvent::Answered { call });
+                self.arm(call, CallTimer::AckTimeout, now + self.timers_cfg.t1 * 64);
+                self.events.push_back(CallEvent::Answered { call });
             }
             _ => {
                 // The transaction layer ACKs the non-2xx; map the code for leg A.
@@ -1354,7 +1404,7 @@ impl B2bua {
             let _ = tl.respond(now, p.a_tx, &r);
             return;
         }
-        let Some((call, purpose)) = self.client_txs.remove(&tx) else {
+        let Some((call, purpose)) = self.untrack(tx) else {
             return;
         };
         if purpose == Purpose::BInvite {
@@ -1491,7 +1541,7 @@ impl B2bua {
         }
         cancel.push_header(HeaderName::CSeq, format!("{} CANCEL", c.b_invite_cseq()));
         if let Ok(id) = tl.start_client(now, cancel, c.b.route) {
-            self.client_txs.insert(id, (call, Purpose::Cancel));
+            self.track(id, (call, Purpose::Cancel));
         }
     }
 
@@ -1503,7 +1553,7 @@ impl B2bua {
         let bye = build_in_dialog(leg, &mut self.ids, &Method::Bye, None, &Message::empty());
         let route = leg.route;
         if let Ok(id) = tl.start_client(now, bye, route) {
-            self.client_txs.insert(id, (call, Purpose::Bye));
+            self.track(id, (call, Purpose::Bye));
         }
     }
 
@@ -1520,7 +1570,7 @@ impl B2bua {
             } else {
                 reason
             };
-            self.events.push(CallEvent::Ended {
+            self.events.push_back(CallEvent::Ended {
                 call,
                 reason: reason.to_owned(),
             });
@@ -1529,15 +1579,21 @@ impl B2bua {
             let b_key = (c.b.call_id.clone(), c.b.local_tag.clone());
             self.dialogs.remove(&a_key);
             self.dialogs.remove(&b_key);
-            self.timers.retain(|(_, id, _)| *id != call);
+            for t in CallTimer::ALL {
+                self.disarm(call, t);
+            }
         }
         self.forget_if_done(call);
     }
 
     fn forget_if_done(&mut self, call: CallRef) {
         let ending = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Ending);
-        if ending && self.client_txs.values().all(|(c, _)| *c != call) {
-            self.calls.remove(&call);
+        if ending
+            && !self.pending_per_call.contains_key(&call)
+            && let Some(c) = self.calls.remove(&call)
+        {
+            self.by_a_dialog
+                .remove(&(c.a.call_id, c.a.remote_tag.unwrap_or_default()));
         }
     }
 

@@ -474,23 +474,28 @@ impl Message {
 
 /// Splits at the first empty line; without one, everything is head.
 fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
-    let crlf = find(bytes, b"\r\n\r\n").map(|i| (i, 4));
-    let lf = find(bytes, b"\n\n").map(|i| (i, 2));
-    let cut = match (crlf, lf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    };
-    match cut {
-        Some((i, n)) => (
-            bytes.get(..i).unwrap_or_default(),
-            bytes.get(i + n..).unwrap_or_default(),
-        ),
-        None => (bytes, &[]),
+    // One pass over the line feeds: the first empty line ends the head, whether it is written
+    // CRLF CRLF or (leniently) LF LF.
+    let mut from = 0;
+    while let Some(i) = bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+        .map(|p| p + from)
+    {
+        let cut = match (bytes.get(i + 1), bytes.get(i + 2)) {
+            (Some(b'\n'), _) => Some((i, i + 2)),
+            (Some(b'\r'), Some(b'\n')) if i > 0 && bytes.get(i - 1) == Some(&b'\r') => Some((i - 1, i + 3)),
+            _ => None,
+        };
+        if let Some((head_end, body_start)) = cut {
+            return (
+                bytes.get(..head_end).unwrap_or_default(),
+                bytes.get(body_start..).unwrap_or_default(),
+            );
+        }
+        from = i + 1;
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    (bytes, &[])
 }
 
 fn parse_start_line(line: &str) -> Option<StartLine> {
@@ -538,24 +543,39 @@ fn parse_status_line(line: &str) -> Option<StartLine> {
 
 /// Splits a header value at top-level commas (not inside `"…"` or `<…>`), trimming each item.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    let mut items = Vec::new();
-    let (mut quoted, mut angle, mut escaped, mut from) = (false, false, false, 0);
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                items.push(value.get(from..i).unwrap_or_default());
-                from = i + 1;
+    ListItems { rest: Some(value) }
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// The items of a comma-separated header value, without allocating.
+struct ListItems<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let value = self.rest?;
+        let (mut quoted, mut angle, mut escaped) = (false, false, false);
+        for (i, c) in value.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '<' if !quoted => angle = true,
+                '>' if !quoted => angle = false,
+                ',' if !quoted && !angle => {
+                    self.rest = value.get(i + 1..);
+                    return value.get(..i);
+                }
+                _ => {}
             }
-            _ => {}
         }
+        self.rest = None;
+        Some(value)
     }
-    items.push(value.get(from..).unwrap_or_default());
-    items.into_iter().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Value of header parameter `name` (e.g. `tag`) in a name-addr/addr-spec field such as From or To:

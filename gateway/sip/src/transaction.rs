@@ -227,9 +227,11 @@ struct Tx {
     state: State,
     /// Client: where requests go. Server: where responses go.
     route: Route,
-    /// The request that created the transaction.
-    request: Message,
-    /// Client: the encoded request, for retransmission.
+    /// INVITE client only, until its final response: the request, to build the ACK for a non-2xx.
+    /// Nothing else keeps a parsed request: a lingering transaction (Timers J, K, L, M) holds only
+    /// what it may still have to send.
+    request: Option<Message>,
+    /// Client, until its final response: the encoded request, for retransmission.
     request_bytes: Vec<u8>,
     /// Server: the last response sent, for retransmission.
     last_response: Option<Vec<u8>>,
@@ -286,11 +288,6 @@ impl TransactionLayer {
         self.txs.get(&tx).map(|t| (t.kind, t.state))
     }
 
-    /// The request that created a live transaction.
-    pub fn request(&self, tx: TxId) -> Option<&Message> {
-        self.txs.get(&tx).map(|t| &t.request)
-    }
-
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -345,7 +342,7 @@ impl TransactionLayer {
                 kind,
                 state,
                 route,
-                request,
+                request: (kind == Kind::InviteClient).then_some(request),
                 request_bytes: bytes,
                 last_response: None,
                 ack: None,
@@ -500,6 +497,8 @@ impl TransactionLayer {
             }
             (Kind::InviteClient, State::Calling | State::Proceeding, 200..=299) => {
                 t.state = State::Accepted;
+                t.request = None;
+                t.request_bytes = Vec::new();
                 self.disarm(id, Timer::A);
                 self.disarm(id, Timer::B);
                 self.arm(id, Timer::M, now + cfg.t1x64());
@@ -507,7 +506,13 @@ impl TransactionLayer {
             }
             (Kind::InviteClient, State::Calling | State::Proceeding, 300..=699) => {
                 t.state = State::Completed;
-                let ack = build_ack(&t.request, &response).encode();
+                t.request_bytes = Vec::new();
+                // Invariant: an INVITE client transaction keeps its request until its final response.
+                let invite = t
+                    .request
+                    .take()
+                    .expect("INVITE client transaction holds its request");
+                let ack = build_ack(&invite, &response).encode();
                 t.ack = Some(ack.clone());
                 self.disarm(id, Timer::A);
                 self.disarm(id, Timer::B);
@@ -533,6 +538,7 @@ impl TransactionLayer {
             }
             (Kind::NonInviteClient, State::Trying | State::Proceeding, 200..=699) => {
                 t.state = State::Completed;
+                t.request_bytes = Vec::new();
                 self.disarm(id, Timer::E);
                 self.disarm(id, Timer::F);
                 self.events.push_back(TxEvent::Response { tx: id, response });
@@ -589,7 +595,7 @@ impl TransactionLayer {
                 kind,
                 state,
                 route: reply_to,
-                request: request.clone(),
+                request: None,
                 request_bytes: Vec::new(),
                 last_response: None,
                 ack: None,
