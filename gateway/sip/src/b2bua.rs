@@ -571,14 +571,7 @@ impl B2bua {
             let other = if side == Side::A { Side::B } else { Side::A };
             let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
             if early && side == Side::A {
-                let provisional = self.calls.get_mut(&call).is_some_and(|c| {
-                    c.cancelled = true;
-                    c.cancel_pending = !c.b_provisional;
-                    c.b_provisional
-                });
-                if provisional {
-                    self.send_cancel(now, call, tl);
-                }
+                self.abandon_b(now, call, tl);
             } else if early {
                 // The callee's flow dropped while ringing: the caller hears it as unavailable.
                 let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
@@ -933,25 +926,13 @@ impl B2bua {
             return Handled::No;
         }
         self.reply(now, tl, tx, request, 200, "OK", None);
-        let Some(c) = self.calls.get_mut(&call) else {
-            return Handled::No;
-        };
-        c.cancelled = true;
-        if let Some(a_tx) = c.a_tx.take() {
-            let terminated = self.a_response(call, 487, "Request Terminated", None);
-            if let Some(r) = terminated {
-                let _ = tl.respond(now, a_tx, &r);
-            }
+        let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
+        if let Some(a_tx) = a_tx
+            && let Some(r) = self.a_response(call, 487, "Request Terminated", None)
+        {
+            let _ = tl.respond(now, a_tx, &r);
         }
-        let Some(c) = self.calls.get_mut(&call) else {
-            return Handled::No;
-        };
-        if c.b_provisional {
-            self.send_cancel(now, call, tl);
-        } else {
-            // §9.1: a CANCEL may only follow a provisional response; send it when one arrives.
-            c.cancel_pending = true;
-        }
+        self.abandon_b(now, call, tl);
         Handled::Yes(Some(200))
     }
 
@@ -974,14 +955,7 @@ impl B2bua {
                 let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
                 if early && side == Side::A {
                     // A BYE before the answer acts as a CANCEL toward B.
-                    let provisional = self.calls.get_mut(&call).is_some_and(|c| {
-                        c.cancelled = true;
-                        c.cancel_pending = !c.b_provisional;
-                        c.b_provisional
-                    });
-                    if provisional {
-                        self.send_cancel(now, call, tl);
-                    }
+                    self.abandon_b(now, call, tl);
                 } else {
                     self.bye(now, call, other, tl);
                 }
@@ -1513,6 +1487,19 @@ impl B2bua {
             r.body = b.body.clone();
         }
         Some(r)
+    }
+
+    /// Leg A gave up before the answer: cancel leg B now if it has sent a provisional, otherwise as soon
+    /// as it does (§9.1: a CANCEL may only follow a provisional response).
+    fn abandon_b(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
+        let provisional = self.calls.get_mut(&call).is_some_and(|c| {
+            c.cancelled = true;
+            c.cancel_pending = !c.b_provisional;
+            c.b_provisional
+        });
+        if provisional {
+            self.send_cancel(now, call, tl);
+        }
     }
 
     fn send_cancel(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
