@@ -186,7 +186,8 @@ pub struct TrunkConfig {
     pub address: IpAddr,
     /// Its SIP port.
     pub port: Port,
-    /// Transport toward it; `udp` for now, sent from the first `udp` listener.
+    /// Transport toward it: `udp` (sent from the first udp listener) or `tcp` (a connection opened on
+    /// demand; our Via and Contact name the first tcp listener).
     pub transport: Transport,
 }
 
@@ -543,19 +544,24 @@ impl Config {
                 Seg::Key("trunk".into()),
                 Seg::Key("transport".into()),
             ];
-            if trunk.transport != Transport::Udp {
+            if !matches!(trunk.transport, Transport::Udp | Transport::Tcp) {
                 return Err((
                     key,
                     format!(
-                        "transport \"{}\" toward a trunk is not supported yet; use \"udp\"",
+                        "transport \"{}\" toward a trunk is not supported yet; use \"udp\" or \"tcp\"",
                         trunk.transport
                     ),
                 ));
             }
-            if !self.sip.listen.iter().any(|l| l.transport == Transport::Udp) {
+            // The trunk reaches us back (responses on UDP, in-dialog requests) at a listener of the
+            // same transport, which our Via and Contact name.
+            if !self.sip.listen.iter().any(|l| l.transport == trunk.transport) {
                 return Err((
                     key,
-                    "a udp trunk needs a udp listener in sip.listen to send from".into(),
+                    format!(
+                        "a {0} trunk needs a {0} listener in sip.listen to send from",
+                        trunk.transport
+                    ),
                 ));
             }
         }
@@ -776,6 +782,9 @@ mod tests {
         assert_eq!(c.sip.trunk.map(|t| t.port.get()), Some(5070));
         let e = err(&format!("{GOOD}{}", trunk.replace("\"udp\"", "\"tcp\"")));
         assert_eq!((e.key(), e.line()), (Some("sip.trunk.transport"), Some(9)), "{e}");
+        assert!(e.to_string().contains("a tcp trunk needs a tcp listener"), "{e}");
+        let e = err(&format!("{GOOD}{}", trunk.replace("\"udp\"", "\"wss\"")));
+        assert!(e.to_string().contains("not supported yet"), "{e}");
         let e = err(&format!("{}{trunk}", GOOD.replace("\"udp\"", "\"tcp\"")));
         assert!(e.to_string().contains("needs a udp listener"), "{e}");
         let e = err(&format!("{GOOD}{}", trunk.replace("5070", "0")));

@@ -85,10 +85,17 @@ enum Input {
         local: SocketAddr,
         remote: SocketAddr,
         writer: mpsc::Sender<Vec<u8>>,
+        /// We opened it (toward the trunk).
+        outbound: bool,
     },
     Closed {
         local: SocketAddr,
         remote: SocketAddr,
+    },
+    /// Opening a connection toward `remote` failed.
+    ConnectFailed {
+        remote: SocketAddr,
+        reason: String,
     },
 }
 
@@ -96,6 +103,7 @@ enum Input {
 pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stopped, ShellError> {
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
+    let mut bound: Vec<(ConfigTransport, SocketAddr)> = Vec::new();
     let mut tasks = Vec::new();
     for l in &config.sip.listen {
         let address = SocketAddr::new(l.address, l.port.get());
@@ -111,6 +119,7 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
                 tracing::info!(transport = "udp", address = %local, "SIP listening");
                 tasks.push(tokio::spawn(receive_udp(Arc::clone(&socket), local, tx.clone())));
                 udp.push((socket, local));
+                bound.push((l.transport, local));
             }
             ConfigTransport::Tcp | ConfigTransport::Tls | ConfigTransport::Ws | ConfigTransport::Wss => {
                 let listener = TcpListener::bind(address).await.map_err(bind_err)?;
@@ -130,6 +139,7 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
                     });
                 }
                 tracing::info!(transport = l.transport.as_str(), address = %local, "SIP listening");
+                bound.push((l.transport, local));
                 let acceptor = tls_config.map(TlsAcceptor::from);
                 tasks.push(tokio::spawn(accept_stream(
                     listener,
@@ -140,7 +150,8 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
             }
         }
     }
-    drop(tx);
+    // Kept: connection tasks opened toward the trunk report through it.
+    let input_tx = tx;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ShellError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ShellError::Signals)?;
 
@@ -151,7 +162,7 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
     };
     let tag_secret = getrandom::u64().map_err(ShellError::Entropy)?;
     let trunk = match &config.sip.trunk {
-        Some(t) => Some(trunk_route(t, &udp).await?),
+        Some(t) => Some(trunk_route(t, &bound).await?),
         None => None,
     };
     if let Some(t) = &trunk {
@@ -174,6 +185,9 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
     let mut out = Outbound {
         udp,
         streams: HashMap::new(),
+        outbound: HashMap::new(),
+        connecting: HashMap::new(),
+        input: input_tx,
     };
     tracing::info!(listeners = config.sip.listen.len(), "ready");
 
@@ -190,13 +204,24 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
             }
             input = rx.recv() => match input {
                 None => break "listeners closed",
-                Some(Input::Connected { local, remote, writer }) => {
-                    tracing::debug!(%local, %remote, "connection");
+                Some(Input::Connected { local, remote, writer, outbound }) => {
+                    tracing::debug!(%local, %remote, outbound, "connection");
+                    if outbound {
+                        out.opened(remote, &writer);
+                    }
                     out.streams.insert((local, remote), writer);
+                }
+                Some(Input::ConnectFailed { remote, reason }) => {
+                    let dropped = out.connecting.remove(&remote).map_or(0, |q| q.len());
+                    tracing::warn!(%remote, %reason, dropped, "cannot connect to the trunk");
                 }
                 Some(Input::Closed { local, remote }) => {
                     tracing::debug!(%local, %remote, "connection closed");
-                    out.streams.remove(&(local, remote));
+                    if let Some(w) = out.streams.remove(&(local, remote))
+                        && out.outbound.get(&remote).is_some_and(|o| o.same_channel(&w))
+                    {
+                        out.outbound.remove(&remote);
+                    }
                     endpoint.flow_closed(now(), local, remote);
                     out.send_all(&mut endpoint).await;
                     log_calls(&mut endpoint);
@@ -240,6 +265,12 @@ struct Outbound {
     udp: Vec<(Arc<UdpSocket>, SocketAddr)>,
     /// TCP and WebSocket connections by (local, remote) address.
     streams: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
+    /// Connections we opened toward the trunk, by its address.
+    outbound: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Messages waiting for a connection being opened, by destination.
+    connecting: HashMap<SocketAddr, Vec<Vec<u8>>>,
+    /// Where connection tasks report.
+    input: mpsc::Sender<Input>,
 }
 
 impl Outbound {
@@ -261,10 +292,23 @@ impl Outbound {
                         tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
                     }
                 }
+                Transport::Tcp if !self.streams.contains_key(&(t.local, t.destination)) => {
+                    // Toward the trunk: on the connection we opened, or open one and queue meanwhile.
+                    if let Some(writer) = self.outbound.get(&t.destination) {
+                        if writer.try_send(t.payload).is_err() {
+                            tracing::warn!(destination = %t.destination, "trunk connection stuck or gone; dropping it");
+                            self.outbound.remove(&t.destination);
+                        }
+                    } else if let Some(queue) = self.connecting.get_mut(&t.destination) {
+                        queue.push(t.payload);
+                    } else {
+                        self.connecting.insert(t.destination, vec![t.payload]);
+                        tokio::spawn(connect_tcp(t.destination, self.input.clone()));
+                    }
+                }
                 Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                     let key = (t.local, t.destination);
                     let Some(writer) = self.streams.get(&key) else {
-                        // Opening connections arrives with client transactions over TCP.
                         tracing::warn!(destination = %t.destination, "no connection for an outgoing SIP message");
                         continue;
                     };
@@ -274,6 +318,45 @@ impl Outbound {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Outbound {
+    /// A connection we opened is up: it carries what was waiting for it.
+    fn opened(&mut self, remote: SocketAddr, writer: &mpsc::Sender<Vec<u8>>) {
+        for payload in self.connecting.remove(&remote).unwrap_or_default() {
+            if writer.try_send(payload).is_err() {
+                tracing::warn!(%remote, "trunk connection stuck while flushing");
+            }
+        }
+        self.outbound.insert(remote, writer.clone());
+    }
+}
+
+/// Opens a TCP connection toward the trunk and serves it like an accepted one.
+async fn connect_tcp(remote: SocketAddr, tx: mpsc::Sender<Input>) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(remote)).await {
+        Ok(Ok(stream)) => {
+            let Ok(local) = stream.local_addr() else { return };
+            let _ = stream.set_nodelay(true);
+            serve_tcp(stream, local, remote, Transport::Tcp, tx, true).await;
+        }
+        Ok(Err(e)) => {
+            let _ = tx
+                .send(Input::ConnectFailed {
+                    remote,
+                    reason: e.to_string(),
+                })
+                .await;
+        }
+        Err(_) => {
+            let _ = tx
+                .send(Input::ConnectFailed {
+                    remote,
+                    reason: "timed out".into(),
+                })
+                .await;
         }
     }
 }
@@ -293,41 +376,37 @@ fn log_calls(endpoint: &mut Endpoint) {
 /// the kernel would use toward the trunk) when the listener is bound to a wildcard.
 async fn trunk_route(
     t: &edge_config::TrunkConfig,
-    udp: &[(Arc<UdpSocket>, SocketAddr)],
+    bound: &[(ConfigTransport, SocketAddr)],
 ) -> Result<Trunk, ShellError> {
     let remote = SocketAddr::new(t.address, t.port.get());
-    let Some((_, listener)) = udp.first() else {
-        // Config validation requires a UDP listener for a UDP trunk.
-        return Err(ShellError::Trunk {
-            remote,
-            reason: "no udp listener to send from".into(),
-        });
+    let err = |reason: String| ShellError::Trunk { remote, reason };
+    let (transport, listener) = match t.transport {
+        ConfigTransport::Udp => (
+            Transport::Udp,
+            bound.iter().find(|(k, _)| *k == ConfigTransport::Udp),
+        ),
+        ConfigTransport::Tcp => (
+            Transport::Tcp,
+            bound.iter().find(|(k, _)| *k == ConfigTransport::Tcp),
+        ),
+        other => return Err(err(format!("{other} toward a trunk is not supported"))),
     };
-    let mut local = *listener;
+    // Config validation requires a listener of the trunk's transport.
+    let Some(&(_, mut local)) = listener else {
+        return Err(err(format!("no {} listener to send from", t.transport)));
+    };
     if local.ip().is_unspecified() {
+        // The address the kernel would use toward the trunk: our Via and Contact must name it.
         let probe = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
             .await
-            .and_then(|s| s.local_addr().map(|_| s))
-            .map_err(|e| ShellError::Trunk {
-                remote,
-                reason: e.to_string(),
-            })?;
-        probe.connect(remote).await.map_err(|e| ShellError::Trunk {
-            remote,
-            reason: e.to_string(),
-        })?;
-        let ip = probe
-            .local_addr()
-            .map_err(|e| ShellError::Trunk {
-                remote,
-                reason: e.to_string(),
-            })?
-            .ip();
+            .map_err(|e| err(e.to_string()))?;
+        probe.connect(remote).await.map_err(|e| err(e.to_string()))?;
+        let ip = probe.local_addr().map_err(|e| err(e.to_string()))?.ip();
         local = SocketAddr::new(ip, local.port());
     }
     Ok(Trunk {
         route: Route {
-            transport: Transport::Udp,
+            transport,
             local,
             remote,
         },
@@ -429,7 +508,7 @@ async fn serve_stream<S>(
 {
     match transport {
         Transport::Ws | Transport::Wss => serve_ws(stream, local, remote, transport, tx).await,
-        _ => serve_tcp(stream, local, remote, transport, tx).await,
+        _ => serve_tcp(stream, local, remote, transport, tx, false).await,
     }
 }
 
@@ -441,6 +520,7 @@ async fn serve_tcp<S>(
     remote: SocketAddr,
     transport: Transport,
     tx: mpsc::Sender<Input>,
+    outbound: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -451,6 +531,7 @@ async fn serve_tcp<S>(
             local,
             remote,
             writer: out_tx.clone(),
+            outbound,
         })
         .await
         .is_err()
@@ -566,6 +647,7 @@ async fn serve_ws<S>(
             local,
             remote,
             writer: out_tx,
+            outbound: false,
         })
         .await
         .is_err()

@@ -26,22 +26,38 @@ fn have_sipp() -> bool {
 }
 
 #[test]
-fn sipp_uac_through_the_gateway_to_sipp_uas_completes_every_call() {
+fn sipp_uac_through_the_gateway_to_sipp_uas_over_udp_completes_every_call() {
+    calls_through_the_gateway("udp");
+}
+
+/// The same with the trunk on TCP: the gateway opens the connection itself and keeps using it.
+#[test]
+fn sipp_uac_through_the_gateway_to_sipp_uas_over_tcp_completes_every_call() {
+    calls_through_the_gateway("tcp");
+}
+
+fn calls_through_the_gateway(trunk_transport: &str) {
     if !have_sipp() {
         eprintln!(
-            "\n*** SKIPPED sipp_uac_through_the_gateway_to_sipp_uas_completes_every_call: `sipp` is not installed \
+            "\n*** SKIPPED SIPp calls through the gateway (trunk over {trunk_transport}): `sipp` is not installed \
              (apt-get install sip-tester; .ci/run does this). ***\n"
         );
         return;
     }
-    let dir = scratch("sipp");
+    let dir = scratch(&format!("sipp-{trunk_transport}"));
     let (gw_port, uas_port, uac_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let gw_tcp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = dir.join("gatewayd.toml");
     std::fs::write(
         &cfg,
         format!(
             "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
-             [sip.trunk]\naddress = \"127.0.0.1\"\nport = {uas_port}\ntransport = \"udp\"\n\
+             [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = {gw_tcp_port}\n\
+             [sip.trunk]\naddress = \"127.0.0.1\"\nport = {uas_port}\ntransport = \"{trunk_transport}\"\n\
              [sip.limits]\nper_source_rate = 0\n"
         ),
     )
@@ -63,9 +79,12 @@ fn sipp_uac_through_the_gateway_to_sipp_uas_completes_every_call() {
             .unwrap()
     };
     let s = |v: &str| v.to_owned();
+    let uas_transport = if trunk_transport == "tcp" { "t1" } else { "u1" };
     let uas = sipp(&[
         s("-sn"),
         s("uas"),
+        s("-t"),
+        s(uas_transport),
         s("-i"),
         s("127.0.0.1"),
         s("-p"),
