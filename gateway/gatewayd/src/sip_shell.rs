@@ -190,6 +190,17 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
         input: input_tx,
     };
     tracing::info!(listeners = config.sip.listen.len(), "ready");
+    // sd_notify (systemd's Type=notify, or our PID 1): READY once every listener is bound, then
+    // WATCHDOG from this very loop, so a stuck loop stops the petting and gets us restarted.
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("listening"),
+    ]);
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut pet = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |d| d / 2));
+    if let Some(d) = watchdog {
+        tracing::info!(interval_ms = d.as_millis(), "watchdog enabled");
+    }
 
     let signal = loop {
         // The core says when it next needs time; the shell is the one place that reads the clock.
@@ -197,6 +208,10 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
+            _ = pet.tick(), if watchdog.is_some() => {
+                let status = format!("calls: {}, registered: {}", endpoint.active_calls(), endpoint.registered());
+                notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+            }
             () = sleep_until(wake), if wake.is_some() => {
                 endpoint.handle_timeout(now());
                 out.send_all(&mut endpoint).await;
@@ -245,6 +260,7 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
             }
         }
     };
+    notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!(
         signal,
         active_calls = endpoint.active_calls(),
@@ -411,6 +427,13 @@ async fn trunk_route(
             remote,
         },
     })
+}
+
+/// Tells the service manager (if any: `NOTIFY_SOCKET`) about our state; a failure is logged, not fatal.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
 }
 
 /// The clock, read here and handed to the cores.

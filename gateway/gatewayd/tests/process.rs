@@ -123,6 +123,49 @@ fn readme_run_command_uses_embedded_default_on_5060() {
     );
 }
 
+/// Under systemd (Type=notify, WatchdogSec=) or our PID 1: READY once listening, WATCHDOG from the run
+/// loop at half the interval, STOPPING on the way out.
+#[test]
+fn notifies_ready_pets_the_watchdog_and_says_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = scratch("notify");
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = free_udp_port();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(&cfg, config_for(port)).unwrap();
+    let gw = Gateway::start_with_env(
+        &["--config", cfg.to_str().unwrap()],
+        &[
+            ("NOTIFY_SOCKET", socket_path.as_os_str()),
+            ("WATCHDOG_USEC", std::ffi::OsStr::new("200000")),
+        ],
+    );
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
+    // Ready means listening: OPTIONS is answered at once.
+    assert!(probe(port).starts_with("SIP/2.0 200 OK"));
+    let pets = (0..3)
+        .map(|_| next())
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert_eq!(pets, 3, "the loop keeps petting every 100 ms");
+    gw.signal("-TERM");
+    let stopping = (0..20)
+        .map(|_| next())
+        .find(|m| m.lines().any(|l| l == "STOPPING=1"));
+    assert!(stopping.is_some(), "STOPPING=1 before exit");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("watchdog enabled interval_ms=200"), "{stderr}");
+}
+
 fn tcp_options(call_id: &str, cseq: u32) -> String {
     format!(
         "OPTIONS sip:gateway@127.0.0.1 SIP/2.0\r\n\

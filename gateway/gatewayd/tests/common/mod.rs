@@ -41,8 +41,13 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     pub(crate) fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .env_remove("GATEWAYD_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
