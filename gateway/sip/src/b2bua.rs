@@ -187,10 +187,16 @@ enum CallTimer {
     Refresh(Side),
     /// RFC 4028: the peer is this leg's refresher and has not refreshed in time.
     Expire(Side),
+    /// RFC 3261 §16.6 Timer C: leg B has not answered finally within 3 minutes of its last provisional.
+    NoAnswer,
 }
 
+/// Timer C (RFC 3261 §16.6: greater than 3 minutes).
+const TIMER_C: Duration = Duration::from_secs(181);
+
 impl CallTimer {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
+        Self::NoAnswer,
         Self::Resend2xx,
         Self::AckTimeout,
         Self::Refresh(Side::A),
@@ -571,6 +577,9 @@ impl B2bua {
             let other = if side == Side::A { Side::B } else { Side::A };
             let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
             if early && side == Side::A {
+                // The caller's flow is gone, but its INVITE transaction still needs a final response
+                // to end (it goes nowhere; the transaction then times out as it should).
+                self.terminate_a_invite(now, call, tl);
                 self.abandon_b(now, call, tl);
             } else if early {
                 // The callee's flow dropped while ringing: the caller hears it as unavailable.
@@ -643,6 +652,18 @@ impl B2bua {
                     }
                 }
                 CallTimer::Refresh(side) => self.refresh(now, call, side, tl),
+                CallTimer::NoAnswer => {
+                    if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early) {
+                        let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
+                        if let Some(a_tx) = a_tx
+                            && let Some(r) = self.a_response(call, 408, "Request Timeout", None)
+                        {
+                            let _ = tl.respond(now, a_tx, &r);
+                        }
+                        self.end(call, "no final answer from B (Timer C)");
+                        self.abandon_b(now, call, tl);
+                    }
+                }
             }
         }
     }
@@ -763,6 +784,7 @@ impl B2bua {
             },
         );
         self.events.push_back(CallEvent::Started { call });
+        self.arm(call, CallTimer::NoAnswer, now + TIMER_C);
         Handled::Yes(None)
     }
 
@@ -926,12 +948,7 @@ impl B2bua {
             return Handled::No;
         }
         self.reply(now, tl, tx, request, 200, "OK", None);
-        let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
-        if let Some(a_tx) = a_tx
-            && let Some(r) = self.a_response(call, 487, "Request Terminated", None)
-        {
-            let _ = tl.respond(now, a_tx, &r);
-        }
+        self.terminate_a_invite(now, call, tl);
         self.abandon_b(now, call, tl);
         Handled::Yes(Some(200))
     }
@@ -954,7 +971,9 @@ impl B2bua {
                 let other = if side == Side::A { Side::B } else { Side::A };
                 let early = self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early);
                 if early && side == Side::A {
-                    // A BYE before the answer acts as a CANCEL toward B.
+                    // A BYE before the answer acts as a CANCEL toward B, and ends A's INVITE with 487
+                    // (RFC 3261 §15.1.2).
+                    self.terminate_a_invite(now, call, tl);
                     self.abandon_b(now, call, tl);
                 } else {
                     self.bye(now, call, other, tl);
@@ -1053,6 +1072,8 @@ impl B2bua {
                 Some((call, side)),
             );
         };
+        // A relayed re-INVITE gets a hard deadline: the far side may not keep it pending like a call.
+        tl.deadline(out_tx, now + tl.timeout_interval());
         self.relays.insert(
             out_tx,
             Relay {
@@ -1078,6 +1099,13 @@ impl B2bua {
             return;
         }
         let Some(c) = self.calls.get_mut(&call_of(r)) else {
+            // The call ended meanwhile: the asker still gets a final answer, so its transaction ends.
+            if code >= 200 {
+                let mut answer = response_for(&r.request, 481, "Call/Transaction Does Not Exist");
+                let tag = self.ids.token();
+                add_to_tag(&mut answer, || tag);
+                let _ = tl.respond(now, r.server_tx, &answer);
+            }
             return;
         };
         let (from_leg, to_leg) = if r.from == Side::A {
@@ -1254,10 +1282,24 @@ impl B2bua {
             c.b_tx = None;
         }
         match code {
-            100 => {}
+            100 => {
+                // Any provisional, 100 included, allows the CANCEL (§9.1); only 101–199 reach A.
+                c.b_provisional = true;
+                if c.cancel_pending {
+                    c.cancel_pending = false;
+                    self.send_cancel(now, call, tl);
+                }
+            }
             101..=199 => {
                 c.b_provisional = true;
                 learn_remote(&mut c.b, response, self.trunk.route);
+                // Timer C restarts with every provisional (§16.7 step 2).
+                if !c.cancelled {
+                    self.arm(call, CallTimer::NoAnswer, now + TIMER_C);
+                }
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
                 if c.cancel_pending {
                     c.cancel_pending = false;
                     self.send_cancel(now, call, tl);
@@ -1489,6 +1531,16 @@ impl B2bua {
         Some(r)
     }
 
+    /// Answers leg A's pending INVITE with 487, if it has not had its final response yet.
+    fn terminate_a_invite(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
+        let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
+        if let Some(a_tx) = a_tx
+            && let Some(r) = self.a_response(call, 487, "Request Terminated", None)
+        {
+            let _ = tl.respond(now, a_tx, &r);
+        }
+    }
+
     /// Leg A gave up before the answer: cancel leg B now if it has sent a provisional, otherwise as soon
     /// as it does (§9.1: a CANCEL may only follow a provisional response).
     fn abandon_b(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
@@ -1529,6 +1581,10 @@ impl B2bua {
         cancel.push_header(HeaderName::CSeq, format!("{} CANCEL", c.b_invite_cseq()));
         if let Ok(id) = tl.start_client(now, cancel, c.b.route) {
             self.track(id, (call, Purpose::Cancel));
+            // §9.1: the INVITE gives up 64·T1 after the CANCEL if no final response comes.
+            if let Some(b_tx) = self.calls.get(&call).and_then(|c| c.b_tx) {
+                tl.deadline(b_tx, now + tl.timeout_interval());
+            }
         }
     }
 
@@ -2287,16 +2343,15 @@ mod tests {
         let (_, sent) = net.a_sends(&cancel);
         assert!(to_b(&sent).is_empty(), "§9.1: no CANCEL before a provisional");
         let (_, sent) = net.b_sends(&b_response(&b_inv, 100, "Trying", ""));
-        assert!(
-            to_b(&sent).is_empty(),
-            "a 100 from the trunk is not relayed and does not count"
-        );
-        let (_, sent) = net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
+        assert!(to_a(&sent).is_empty(), "a 100 from the trunk is not relayed");
         assert_eq!(
             lines(&to_b(&sent)),
-            [first_line(&b_inv).replace("INVITE", "CANCEL")]
+            [first_line(&b_inv).replace("INVITE", "CANCEL")],
+            "but it allows the CANCEL"
         );
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
         assert!(to_a(&sent).is_empty(), "no 180 after the browser cancelled");
+        assert!(to_b(&sent).is_empty(), "one CANCEL only");
     }
 
     #[test]
@@ -3006,5 +3061,73 @@ mod tests {
             }
         );
         assert!(to_a(&sent).is_empty());
+    }
+
+    #[test]
+    fn a_trunk_that_rings_forever_gets_timer_c_and_nothing_is_left() {
+        let mut net = Net::new();
+        let inv = a_invite(SDP_A).replace("Session-Expires: 90\r\n", "");
+        let (_, sent) = net.a_sends(&inv);
+        let b_inv = to_b(&sent).pop().unwrap();
+        net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
+        let sent = net.advance(Duration::from_secs(180));
+        assert!(
+            to_a(&sent)
+                .iter()
+                .all(|m| !first_line(m).starts_with("SIP/2.0 408")),
+            "not before Timer C"
+        );
+        let sent = net.advance(Duration::from_secs(2));
+        assert_eq!(lines(&to_a(&sent)), ["SIP/2.0 408 Request Timeout"]);
+        assert_eq!(
+            lines(&to_b(&sent)),
+            [first_line(&b_inv).replace("INVITE", "CANCEL")]
+        );
+        // The trunk never answers the CANCEL nor the INVITE: both transactions give up on their own.
+        net.advance(Duration::from_secs(40));
+        assert_eq!(net.ep.active_calls(), 0);
+        net.advance(Duration::from_secs(60));
+        assert_eq!(net.ep.transactions(), 0, "nothing outlives its timers");
+        let events: Vec<_> = std::iter::from_fn(|| net.ep.poll_call_event()).collect();
+        assert!(events.iter().any(|e| matches!(e, CallEvent::Ended { reason, .. } if reason == "no final answer from B (Timer C)")), "{events:?}");
+    }
+
+    #[test]
+    fn an_early_bye_or_a_dropped_flow_still_finishes_the_callers_invite() {
+        // BYE in the early dialog: 200 for the BYE, 487 for the INVITE, CANCEL toward the trunk.
+        let mut net = Net::new();
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 180, "Ringing", ""));
+        let ringing = to_a(&sent).pop().unwrap();
+        let (_, sent) = net.a_sends(&a_in_dialog("BYE", 8062, &ringing));
+        assert_eq!(
+            lines(&to_a(&sent)),
+            ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+        );
+        assert_eq!(
+            lines(&to_b(&sent)),
+            [first_line(&b_inv).replace("INVITE", "CANCEL")]
+        );
+        net.advance(Duration::from_secs(120));
+        assert_eq!((net.ep.active_calls(), net.ep.transactions()), (0, 0));
+
+        // The browser's WebSocket drops while ringing; the trunk answers anyway: ACK + BYE toward it,
+        // and every transaction still ends.
+        let mut net = Net::new();
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        net.ep
+            .flow_closed(net.now, GW_WS.parse().unwrap(), BROWSER.parse().unwrap());
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+        assert_eq!(
+            lines(&to_b(&sent)),
+            [
+                "ACK sip:bob@203.0.113.10:5060 SIP/2.0",
+                "BYE sip:bob@203.0.113.10:5060 SIP/2.0"
+            ]
+        );
+        net.advance(Duration::from_secs(120));
+        assert_eq!((net.ep.active_calls(), net.ep.transactions()), (0, 0));
     }
 }

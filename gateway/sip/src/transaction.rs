@@ -239,6 +239,8 @@ struct Tx {
     ack: Option<Vec<u8>>,
     /// Current interval of timer A, E or G.
     interval: Duration,
+    /// INVITE client: Timer B is a deadline the TU set, kept through provisional responses.
+    hard_deadline: bool,
     client_key: Option<(String, Method)>,
     server_key: Option<ServerKey>,
 }
@@ -303,6 +305,27 @@ impl TransactionLayer {
         self.timers.first().map(|(at, _, _)| *at)
     }
 
+    /// Gives INVITE client transaction `tx` a hard deadline: without a final response by `at` it ends as
+    /// a Timer B timeout even after a provisional. For the TU: 64·T1 after a CANCEL (§9.1), and for
+    /// relayed re-INVITEs, which must not wait like a ringing phone. (Non-INVITE transactions keep
+    /// Timer F through Proceeding and need none.)
+    pub fn deadline(&mut self, tx: TxId, at: Instant) {
+        let pending = self.txs.get(&tx).is_some_and(|t| {
+            t.kind == Kind::InviteClient && matches!(t.state, State::Calling | State::Proceeding)
+        });
+        if pending {
+            if let Some(t) = self.txs.get_mut(&tx) {
+                t.hard_deadline = true;
+            }
+            self.arm(tx, Timer::B, at);
+        }
+    }
+
+    /// 64·T1, the transaction timeout.
+    pub fn timeout_interval(&self) -> Duration {
+        self.timers_cfg.t1x64()
+    }
+
     /// Sends a message outside any transaction: the ACK to a 2xx, a 2xx retransmitted by the TU after
     /// the server transaction ended, or a stateless response.
     pub fn send_stateless(&mut self, message: &Message, route: Route) {
@@ -347,6 +370,7 @@ impl TransactionLayer {
                 last_response: None,
                 ack: None,
                 interval: self.timers_cfg.t1,
+                hard_deadline: false,
                 client_key: Some(key),
                 server_key: None,
             },
@@ -460,7 +484,7 @@ impl TransactionLayer {
                 }
                 self.arm(id, Timer::G, next);
             }
-            (Timer::B, State::Calling)
+            (Timer::B, State::Calling | State::Proceeding)
             | (Timer::F, State::Trying | State::Proceeding)
             | (Timer::H, State::Completed) => {
                 self.events.push_back(TxEvent::Timeout { tx: id, timer });
@@ -491,8 +515,11 @@ impl TransactionLayer {
         match (t.kind, t.state, code) {
             (Kind::InviteClient, State::Calling | State::Proceeding, 100..=199) => {
                 t.state = State::Proceeding;
+                let keep_deadline = t.hard_deadline;
                 self.disarm(id, Timer::A);
-                self.disarm(id, Timer::B);
+                if !keep_deadline {
+                    self.disarm(id, Timer::B);
+                }
                 self.events.push_back(TxEvent::Response { tx: id, response });
             }
             (Kind::InviteClient, State::Calling | State::Proceeding, 200..=299) => {
@@ -600,6 +627,7 @@ impl TransactionLayer {
                 last_response: None,
                 ack: None,
                 interval: self.timers_cfg.t1,
+                hard_deadline: false,
                 client_key: None,
                 server_key: Some(key),
             },
@@ -1351,6 +1379,21 @@ mod tests {
         assert!(via.ends_with(";received=203.0.113.5;rport=61000"), "{via}");
         layer.respond(now, tx, &response(&request, 200)).unwrap();
         assert_eq!(layer.poll_transmit().unwrap().destination, route.remote);
+    }
+
+    #[test]
+    fn a_deadline_survives_provisional_responses() {
+        let mut r = Run::new();
+        let inv = request("INVITE", "z9hG4bKd");
+        let tx = r.layer.start_client(r.start, inv.clone(), udp()).unwrap();
+        r.layer.deadline(tx, r.start + Duration::from_secs(10));
+        r.layer
+            .handle_message(r.at(ms(100)), response(&inv, 180), udp())
+            .unwrap();
+        r.drain(r.at(ms(100)));
+        r.run_until(Duration::from_secs(60));
+        assert_eq!(r.timeouts(), [(Duration::from_secs(10), Timer::B)]);
+        assert!(r.layer.is_empty());
     }
 
     #[test]
