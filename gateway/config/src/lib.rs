@@ -179,7 +179,7 @@ impl<'de> Deserialize<'de> for MessageSize {
 }
 
 /// `[sip.trunk]`: the next hop for calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkConfig {
     /// IP address of the trunk or PBX (no DNS yet).
@@ -187,8 +187,15 @@ pub struct TrunkConfig {
     /// Its SIP port.
     pub port: Port,
     /// Transport toward it: `udp` (sent from the first udp listener) or `tcp` (a connection opened on
-    /// demand; our Via and Contact name the first tcp listener).
+    /// demand; our Via and Contact name the first tcp listener) or `tls` (the same, with the trunk's
+    /// certificate verified against `ca_certificate`).
     pub transport: Transport,
+    /// TLS: the name the trunk's certificate must carry (default: its IP address).
+    #[serde(default)]
+    pub server_name: Option<HeaderText>,
+    /// TLS: the PEM certificate(s) that sign the trunk's certificate (relative to this file's folder).
+    #[serde(default)]
+    pub ca_certificate: Option<PathBuf>,
 }
 
 /// `[sip.tls]`: PEM files. Relative paths are relative to the configuration file's folder.
@@ -465,8 +472,18 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, &file)?;
-        if let (Some(tls), Some(dir)) = (&mut config.sip.tls, path.parent()) {
-            for p in [&mut tls.certificate, &mut tls.private_key] {
+        if let Some(dir) = path.parent() {
+            let tls = config
+                .sip
+                .tls
+                .iter_mut()
+                .flat_map(|t| [&mut t.certificate, &mut t.private_key]);
+            let ca = config
+                .sip
+                .trunk
+                .iter_mut()
+                .filter_map(|t| t.ca_certificate.as_mut());
+            for p in tls.chain(ca) {
                 if p.is_relative() {
                     *p = dir.join(&*p);
                 }
@@ -544,13 +561,19 @@ impl Config {
                 Seg::Key("trunk".into()),
                 Seg::Key("transport".into()),
             ];
-            if !matches!(trunk.transport, Transport::Udp | Transport::Tcp) {
+            if !matches!(trunk.transport, Transport::Udp | Transport::Tcp | Transport::Tls) {
                 return Err((
                     key,
                     format!(
-                        "transport \"{}\" toward a trunk is not supported yet; use \"udp\" or \"tcp\"",
+                        "transport \"{}\" toward a trunk is not supported; use \"udp\", \"tcp\" or \"tls\"",
                         trunk.transport
                     ),
+                ));
+            }
+            if trunk.transport == Transport::Tls && trunk.ca_certificate.is_none() {
+                return Err((
+                    key,
+                    "a tls trunk needs ca_certificate (the PEM that signs its certificate)".into(),
                 ));
             }
             // The trunk reaches us back (responses on UDP, in-dialog requests) at a listener of the
@@ -784,7 +807,20 @@ mod tests {
         assert_eq!((e.key(), e.line()), (Some("sip.trunk.transport"), Some(9)), "{e}");
         assert!(e.to_string().contains("a tcp trunk needs a tcp listener"), "{e}");
         let e = err(&format!("{GOOD}{}", trunk.replace("\"udp\"", "\"wss\"")));
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let tls_listen =
+            GOOD.replace("\"udp\"", "\"tls\"") + "[sip.tls]\ncertificate = \"c\"\nprivate_key = \"k\"\n";
+        let e = err(&format!("{tls_listen}{}", trunk.replace("\"udp\"", "\"tls\"")));
+        assert!(e.to_string().contains("a tls trunk needs ca_certificate"), "{e}");
+        let ok = format!(
+            "{tls_listen}{}ca_certificate = \"ca.pem\"\nserver_name = \"pbx.example.com\"\n",
+            trunk.replace("\"udp\"", "\"tls\"")
+        );
+        let t = Config::parse(&ok, "x").unwrap().sip.trunk.unwrap();
+        assert_eq!(
+            t.server_name.as_ref().map(HeaderText::as_str),
+            Some("pbx.example.com")
+        );
         let e = err(&format!("{}{trunk}", GOOD.replace("\"udp\"", "\"tcp\"")));
         assert!(e.to_string().contains("needs a udp listener"), "{e}");
         let e = err(&format!("{GOOD}{}", trunk.replace("5070", "0")));

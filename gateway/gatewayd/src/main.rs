@@ -69,7 +69,7 @@ fn main() -> ExitCode {
 
 /// The configuration and everything it names (certificates), checked; any error is the operator's and
 /// is printed with the file it concerns.
-fn load(options: &Options) -> Result<(Config, String, Option<tls::TlsConfigs>), ExitCode> {
+fn load(options: &Options) -> Result<(Config, String, Tls), ExitCode> {
     let (config, origin) = match &options.config {
         Some(path) => match Config::load(path) {
             Ok(c) => (c, path.display().to_string()),
@@ -80,7 +80,12 @@ fn load(options: &Options) -> Result<(Config, String, Option<tls::TlsConfigs>), 
         },
         None => (Config::embedded_default(), DEFAULT_ORIGIN.to_owned()),
     };
-    match tls::load(&config) {
+    match tls::load(&config).and_then(|listeners| {
+        Ok(Tls {
+            listeners,
+            trunk: tls::trunk(&config)?,
+        })
+    }) {
         Ok(tls) => Ok((config, origin, tls)),
         Err(e) => {
             eprintln!("gatewayd: {e}");
@@ -89,7 +94,13 @@ fn load(options: &Options) -> Result<(Config, String, Option<tls::TlsConfigs>), 
     }
 }
 
-fn run(config: &Config, origin: &str, tls: Option<tls::TlsConfigs>) -> ExitCode {
+/// Everything TLS the configuration names, loaded and checked.
+struct Tls {
+    listeners: Option<tls::TlsConfigs>,
+    trunk: Option<tls::TrunkTls>,
+}
+
+fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
     init_logging(config);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -109,7 +120,7 @@ fn run(config: &Config, origin: &str, tls: Option<tls::TlsConfigs>) -> ExitCode 
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(sip_shell::run(config, tls)) {
+    match runtime.block_on(sip_shell::run(config, tls.listeners, tls.trunk)) {
         Ok(stop) => {
             tracing::info!(signal = stop.signal, stats = ?stop.stats, "stopped cleanly");
             ExitCode::SUCCESS

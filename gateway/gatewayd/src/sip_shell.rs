@@ -22,7 +22,7 @@ use edge_sip::ratelimit::RateLimit;
 use edge_sip::transaction::{Route, TimerConfig};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 
-use crate::tls::TlsConfigs;
+use crate::tls::{TlsConfigs, TrunkTls};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -100,7 +100,11 @@ enum Input {
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM. `tls` is present when a listener needs it.
-pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stopped, ShellError> {
+pub(crate) async fn run(
+    config: &Config,
+    tls: Option<TlsConfigs>,
+    trunk_tls: Option<TrunkTls>,
+) -> Result<Stopped, ShellError> {
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
     let mut bound: Vec<(ConfigTransport, SocketAddr)> = Vec::new();
@@ -188,6 +192,7 @@ pub(crate) async fn run(config: &Config, tls: Option<TlsConfigs>) -> Result<Stop
         outbound: HashMap::new(),
         connecting: HashMap::new(),
         input: input_tx,
+        trunk_tls,
     };
     tracing::info!(listeners = config.sip.listen.len(), "ready");
     // sd_notify (systemd's Type=notify, or our PID 1): READY once every listener is bound, then
@@ -287,6 +292,8 @@ struct Outbound {
     connecting: HashMap<SocketAddr, Vec<Vec<u8>>>,
     /// Where connection tasks report.
     input: mpsc::Sender<Input>,
+    /// Client TLS toward a `tls` trunk.
+    trunk_tls: Option<TrunkTls>,
 }
 
 impl Outbound {
@@ -308,7 +315,7 @@ impl Outbound {
                         tracing::warn!(destination = %t.destination, error = %e, "SIP send failed");
                     }
                 }
-                Transport::Tcp if !self.streams.contains_key(&(t.local, t.destination)) => {
+                Transport::Tcp | Transport::Tls if !self.streams.contains_key(&(t.local, t.destination)) => {
                     // Toward the trunk: on the connection we opened, or open one and queue meanwhile.
                     if let Some(writer) = self.outbound.get(&t.destination) {
                         if writer.try_send(t.payload).is_err() {
@@ -319,7 +326,10 @@ impl Outbound {
                         queue.push(t.payload);
                     } else {
                         self.connecting.insert(t.destination, vec![t.payload]);
-                        tokio::spawn(connect_tcp(t.destination, self.input.clone()));
+                        let tls = (t.transport == Transport::Tls)
+                            .then(|| self.trunk_tls.clone())
+                            .flatten();
+                        tokio::spawn(connect_trunk(t.destination, tls, self.input.clone()));
                     }
                 }
                 Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
@@ -350,30 +360,24 @@ impl Outbound {
     }
 }
 
-/// Opens a TCP connection toward the trunk and serves it like an accepted one.
-async fn connect_tcp(remote: SocketAddr, tx: mpsc::Sender<Input>) {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(remote)).await {
-        Ok(Ok(stream)) => {
-            let Ok(local) = stream.local_addr() else { return };
-            let _ = stream.set_nodelay(true);
-            serve_tcp(stream, local, remote, Transport::Tcp, tx, true).await;
-        }
-        Ok(Err(e)) => {
-            let _ = tx
-                .send(Input::ConnectFailed {
-                    remote,
-                    reason: e.to_string(),
-                })
-                .await;
-        }
-        Err(_) => {
-            let _ = tx
-                .send(Input::ConnectFailed {
-                    remote,
-                    reason: "timed out".into(),
-                })
-                .await;
-        }
+/// Opens a TCP (or TLS, when `tls` is given) connection toward the trunk and serves it like an accepted
+/// one.
+async fn connect_trunk(remote: SocketAddr, tls: Option<TrunkTls>, tx: mpsc::Sender<Input>) {
+    let failed = |reason: String| Input::ConnectFailed { remote, reason };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(remote)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return drop(tx.send(failed(e.to_string())).await),
+        Err(_) => return drop(tx.send(failed("timed out".into())).await),
+    };
+    let Ok(local) = stream.local_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return serve_tcp(stream, local, remote, Transport::Tcp, tx, true).await;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(tls.server_name, stream)).await {
+        Ok(Ok(stream)) => serve_tcp(stream, local, remote, Transport::Tls, tx, true).await,
+        Ok(Err(e)) => drop(tx.send(failed(format!("TLS: {e}"))).await),
+        Err(_) => drop(tx.send(failed("TLS handshake timed out".into())).await),
     }
 }
 
@@ -404,6 +408,10 @@ async fn trunk_route(
         ConfigTransport::Tcp => (
             Transport::Tcp,
             bound.iter().find(|(k, _)| *k == ConfigTransport::Tcp),
+        ),
+        ConfigTransport::Tls => (
+            Transport::Tls,
+            bound.iter().find(|(k, _)| *k == ConfigTransport::Tls),
         ),
         other => return Err(err(format!("{other} toward a trunk is not supported"))),
     };

@@ -91,3 +91,66 @@ fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         reason: e.to_string(),
     })
 }
+
+/// How to reach a TLS trunk: our client configuration and the name its certificate must carry.
+#[derive(Clone)]
+pub(crate) struct TrunkTls {
+    pub(crate) connector: tokio_rustls::TlsConnector,
+    pub(crate) server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for TrunkTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkTls")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Loads the trust anchors for a `tls` trunk (`[sip.trunk] ca_certificate`), or `None` for others.
+pub(crate) fn trunk(config: &Config) -> Result<Option<TrunkTls>, TlsError> {
+    let Some(t) = config
+        .sip
+        .trunk
+        .as_ref()
+        .filter(|t| t.transport == edge_config::Transport::Tls)
+    else {
+        return Ok(None);
+    };
+    // Config validation requires ca_certificate for a tls trunk.
+    let Some(ca) = &t.ca_certificate else {
+        return Ok(None);
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certificates(ca)? {
+        roots.add(cert).map_err(|e| TlsError::File {
+            file: ca.clone(),
+            what: "cannot use CA certificate",
+            reason: e.to_string(),
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::File {
+            file: ca.clone(),
+            what: "cannot build TLS client",
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = match &t.server_name {
+        Some(name) => {
+            rustls::pki_types::ServerName::try_from(name.as_str().to_owned()).map_err(|e| TlsError::File {
+                file: ca.clone(),
+                what: "invalid sip.trunk.server_name",
+                reason: e.to_string(),
+            })?
+        }
+        None => rustls::pki_types::ServerName::IpAddress(t.address.into()),
+    };
+    Ok(Some(TrunkTls {
+        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+        server_name,
+    }))
+}

@@ -534,6 +534,143 @@ fn answers_options_over_tls_and_secure_websocket() {
     );
 }
 
+/// A call from a browser (WebSocket) to a trunk reached over TLS: the gateway opens the connection,
+/// verifies the trunk's certificate against `ca_certificate`, and the whole dialog runs on it.
+#[test]
+fn calls_reach_a_tls_trunk_over_a_verified_connection() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let dir = scratch("tls-trunk");
+    let cert = self_signed(&dir);
+    let trunk_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let trunk_port = trunk_listener.local_addr().unwrap().port();
+    let ws_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tls_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sip]\n[[sip.listen]]\ntransport = \"ws\"\naddress = \"127.0.0.1\"\nport = {ws_port}\n\
+             [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1\"\nport = {tls_port}\n\
+             [sip.tls]\ncertificate = \"certs/gw.pem\"\nprivate_key = \"certs/gw.key\"\n\
+             [sip.trunk]\naddress = \"127.0.0.1\"\nport = {trunk_port}\ntransport = \"tls\"\nca_certificate = \"certs/gw.pem\"\n"
+        ),
+    )
+    .unwrap();
+
+    // The trunk: a rustls server with the certificate the gateway trusts; answers the INVITE and the BYE.
+    let key = std::fs::read(dir.join("certs/gw.key")).unwrap();
+    let trunk = std::thread::spawn(move || {
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], PrivateKeyDer::from_pem_slice(&key).unwrap())
+            .unwrap();
+        let (tcp, _) = trunk_listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let text = read_sip(&mut tls);
+            let m = edge_sip::message::Message::parse(text.as_bytes()).unwrap();
+            seen.push(
+                text.lines().next().unwrap().to_owned()
+                    + " | "
+                    + m.values(&edge_sip::HeaderName::Via).next().unwrap(),
+            );
+            if matches!(m.method(), Some(edge_sip::Method::Invite | edge_sip::Method::Bye)) {
+                let mut ok = edge_sip::transaction::response_for(&m, 200, "OK");
+                for h in ok
+                    .headers
+                    .iter_mut()
+                    .filter(|h| h.name == edge_sip::HeaderName::To)
+                {
+                    h.value.push_str(";tag=tls-trunk");
+                }
+                ok.push_header(
+                    edge_sip::HeaderName::Contact,
+                    format!("<sip:pbx@127.0.0.1:{trunk_port};transport=tls>"),
+                );
+                tls.write_all(&ok.encode()).unwrap();
+                tls.flush().unwrap();
+            }
+        }
+        seen
+    });
+
+    let gw = Gateway::start(&["--config", cfg.to_str().unwrap()]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let tcp = loop {
+            match tokio::net::TcpStream::connect(("127.0.0.1", ws_port)).await {
+                Ok(t) => break t,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no WebSocket listener: {e}");
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let mut req = format!("ws://127.0.0.1:{ws_port}").into_client_request().unwrap();
+        req.headers_mut().insert("sec-websocket-protocol", "sip".parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let head = |method: &str, cseq: u32, to: &str| {
+            format!(
+                "{method} sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS q8.invalid;branch=z9hG4bKtls{cseq}\r\nMax-Forwards: 70\r\n\
+                 To: {to}\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nCall-ID: tls-call\r\nCSeq: {cseq} {method}\r\n"
+            )
+        };
+        let invite = head("INVITE", 1, "<sip:bob@127.0.0.1>")
+            + &format!("Contact: <sip:a@q8.invalid;transport=ws>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len());
+        ws.send(Ws::text(invite)).await.unwrap();
+        let mut to = String::new();
+        while to.is_empty() {
+            let m = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.unwrap().unwrap().unwrap();
+            let text = m.into_text().unwrap().to_string();
+            if text.starts_with("SIP/2.0 200") {
+                let parsed = edge_sip::message::Message::parse(text.as_bytes()).unwrap();
+                to = parsed.header(&edge_sip::HeaderName::To).unwrap().to_owned();
+            }
+        }
+        ws.send(Ws::text(head("ACK", 1, &to) + "Content-Length: 0\r\n\r\n")).await.unwrap();
+        ws.send(Ws::text(head("BYE", 2, &to) + "Content-Length: 0\r\n\r\n")).await.unwrap();
+        let bye_ok = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.unwrap().unwrap().unwrap();
+        assert!(bye_ok.into_text().unwrap().starts_with("SIP/2.0 200 OK"));
+    });
+    let seen = trunk.join().unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(
+        seen[0].starts_with(&format!(
+            "INVITE sip:bob@127.0.0.1:{trunk_port} SIP/2.0 | SIP/2.0/TLS 127.0.0.1:{tls_port};"
+        )),
+        "{seen:?}"
+    );
+    assert!(seen[1].starts_with("ACK "), "{seen:?}");
+    assert!(seen[2].starts_with("BYE "), "{seen:?}");
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
 #[test]
 fn unusable_certificates_are_refused_naming_the_file() {
     let dir = scratch("badtls");
