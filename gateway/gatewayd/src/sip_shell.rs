@@ -94,6 +94,7 @@ enum Input {
     },
     /// Opening a connection toward `remote` failed.
     ConnectFailed {
+        transport: Transport,
         remote: SocketAddr,
         reason: String,
     },
@@ -231,9 +232,13 @@ pub(crate) async fn run(
                     }
                     out.streams.insert((local, remote), writer);
                 }
-                Some(Input::ConnectFailed { remote, reason }) => {
+                Some(Input::ConnectFailed { transport, remote, reason }) => {
                     let dropped = out.connecting.remove(&remote).map_or(0, |q| q.len());
                     tracing::warn!(%remote, %reason, dropped, "cannot connect to the trunk");
+                    // What waited for it fails now (503), instead of timing out 32 s later.
+                    endpoint.transport_error(now(), transport, remote);
+                    out.send_all(&mut endpoint).await;
+                    log_calls(&mut endpoint);
                 }
                 Some(Input::Closed { local, remote }) => {
                     tracing::debug!(%local, %remote, "connection closed");
@@ -363,7 +368,16 @@ impl Outbound {
 /// Opens a TCP (or TLS, when `tls` is given) connection toward the trunk and serves it like an accepted
 /// one.
 async fn connect_trunk(remote: SocketAddr, tls: Option<TrunkTls>, tx: mpsc::Sender<Input>) {
-    let failed = |reason: String| Input::ConnectFailed { remote, reason };
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    let failed = |reason: String| Input::ConnectFailed {
+        transport,
+        remote,
+        reason,
+    };
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(remote)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return drop(tx.send(failed(e.to_string())).await),

@@ -671,6 +671,64 @@ fn calls_reach_a_tls_trunk_over_a_verified_connection() {
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
+/// A trunk that refuses connections: the caller hears 503 at once, not a 408 after 32 s.
+#[test]
+fn an_unreachable_tcp_trunk_fails_the_call_at_once() {
+    let dir = scratch("dead-trunk");
+    let port = free_udp_port();
+    let tcp_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {port}\n\
+             [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = {tcp_port}\n\
+             [sip.trunk]\naddress = \"127.0.0.1\"\nport = {dead}\ntransport = \"tcp\"\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&["--config", cfg.to_str().unwrap()]);
+    probe(port);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKdead;rport\r\nMax-Forwards: 70\r\n\
+         To: <sip:bob@127.0.0.1>\r\nFrom: <sip:alice@127.0.0.1>;tag=d1\r\nCall-ID: dead-trunk\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    let started = Instant::now();
+    sock.send_to(invite.as_bytes(), ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 4096];
+    let final_line = loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("a final response within 10 s");
+        let line = String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if !line.starts_with("SIP/2.0 1") {
+            break line;
+        }
+    };
+    assert_eq!(final_line, "SIP/2.0 503 Service Unavailable");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cannot connect to the trunk"), "{stderr}");
+    assert!(stderr.contains("reason=trunk unreachable"), "{stderr}");
+}
+
 #[test]
 fn unusable_certificates_are_refused_naming_the_file() {
     let dir = scratch("badtls");

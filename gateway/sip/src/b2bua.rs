@@ -1391,17 +1391,34 @@ impl B2bua {
         true
     }
 
-    /// Timer B/F on one of our client transactions.
+    /// Timer B/F on one of our client transactions: whoever waits for it gets 408.
     pub fn timeout(&mut self, now: Instant, tx: TxId, tl: &mut TransactionLayer) {
+        self.failed(
+            now,
+            tx,
+            (408, "Request Timeout"),
+            "no answer from B (Timer B)",
+            tl,
+        );
+    }
+
+    /// The transport could not carry one of our client transactions (e.g. the trunk refused the
+    /// connection, RFC 3261 §17.1.4): whoever waits for it gets 503 at once.
+    pub fn transport_error(&mut self, now: Instant, tx: TxId, tl: &mut TransactionLayer) {
+        self.failed(now, tx, (503, "Service Unavailable"), "trunk unreachable", tl);
+    }
+
+    fn failed(&mut self, now: Instant, tx: TxId, answer: (u16, &str), why: &str, tl: &mut TransactionLayer) {
+        let (code, reason) = answer;
         if let Some((server_tx, request)) = self.options_relays.remove(&tx) {
-            let mut r = response_for(&request, 408, "Request Timeout");
+            let mut r = response_for(&request, code, reason);
             let tag = self.ids.token();
             add_to_tag(&mut r, || tag);
             let _ = tl.respond(now, server_tx, &r);
             return;
         }
         if let Some(r) = self.relays.remove(&tx) {
-            let mut answer = response_for(&r.request, 408, "Request Timeout");
+            let mut answer = response_for(&r.request, code, reason);
             let tag = self.calls.get(&r.call).map(|c| {
                 if r.from == Side::A {
                     c.a.local_tag.clone()
@@ -1414,7 +1431,7 @@ impl B2bua {
             return;
         }
         if let Some(p) = self.registrations.pending.remove(&tx) {
-            let mut r = response_for(&p.a_request, 408, "Request Timeout");
+            let mut r = response_for(&p.a_request, code, reason);
             let tag = self.ids.token();
             add_to_tag(&mut r, || tag);
             let _ = tl.respond(now, p.a_tx, &r);
@@ -1426,11 +1443,11 @@ impl B2bua {
         if purpose == Purpose::BInvite {
             let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
             if let Some(a_tx) = a_tx
-                && let Some(r) = self.a_response(call, 408, "Request Timeout", None)
+                && let Some(r) = self.a_response(call, code, reason, None)
             {
                 let _ = tl.respond(now, a_tx, &r);
             }
-            self.end(call, "no answer from B (Timer B)");
+            self.end(call, why);
         } else {
             self.forget_if_done(call);
         }

@@ -161,6 +161,17 @@ impl Endpoint {
         self.b2bua.as_ref().map_or(0, B2bua::registered)
     }
 
+    /// The shell could not open a connection to `destination`: transactions waiting on it fail now.
+    pub fn transport_error(
+        &mut self,
+        now: Instant,
+        transport: crate::Transport,
+        destination: std::net::SocketAddr,
+    ) {
+        self.transactions.transport_error(transport, destination);
+        self.drain_events(now, None);
+    }
+
     /// A connection (TCP, TLS, WebSocket) closed: its registrations go, and calls on it end with a BYE
     /// on the other leg.
     pub fn flow_closed(&mut self, now: Instant, local: std::net::SocketAddr, remote: std::net::SocketAddr) {
@@ -315,6 +326,11 @@ impl Endpoint {
                     self.stats.timeouts += 1;
                     if let Some(b2bua) = &mut self.b2bua {
                         b2bua.timeout(now, tx, &mut self.transactions);
+                    }
+                }
+                TxEvent::TransportError { tx } => {
+                    if let Some(b2bua) = &mut self.b2bua {
+                        b2bua.transport_error(now, tx, &mut self.transactions);
                     }
                 }
                 TxEvent::Terminated { .. } => {}

@@ -170,6 +170,11 @@ pub enum TxEvent {
         /// Which timer.
         timer: Timer,
     },
+    /// The transport could not deliver the transaction's request (§17.1.4); the transaction is over.
+    TransportError {
+        /// The transaction.
+        tx: TxId,
+    },
     /// The transaction ended and its state is gone.
     Terminated {
         /// The transaction.
@@ -318,6 +323,26 @@ impl TransactionLayer {
                 t.hard_deadline = true;
             }
             self.arm(tx, Timer::B, at);
+        }
+    }
+
+    /// The transport cannot reach `destination` (a connection was refused or failed): every client
+    /// transaction still waiting on it ends now with a [`TxEvent::TransportError`] (§17.1.4).
+    pub fn transport_error(&mut self, transport: Transport, destination: SocketAddr) {
+        let failed: Vec<TxId> = self
+            .txs
+            .iter()
+            .filter(|(_, t)| {
+                matches!(t.kind, Kind::InviteClient | Kind::NonInviteClient)
+                    && matches!(t.state, State::Calling | State::Trying | State::Proceeding)
+                    && t.route.transport == transport
+                    && t.route.remote == destination
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for tx in failed {
+            self.events.push_back(TxEvent::TransportError { tx });
+            self.terminate(tx);
         }
     }
 
@@ -1394,6 +1419,25 @@ mod tests {
         r.run_until(Duration::from_secs(60));
         assert_eq!(r.timeouts(), [(Duration::from_secs(10), Timer::B)]);
         assert!(r.layer.is_empty());
+    }
+
+    #[test]
+    fn a_transport_error_ends_waiting_client_transactions_at_once() {
+        let mut layer = TransactionLayer::new(TimerConfig::default());
+        let now = crate::test_epoch();
+        let tx = layer
+            .start_client(now, request("INVITE", "z9hG4bKte"), tcp())
+            .unwrap();
+        let other = layer
+            .start_client(now, request("OPTIONS", "z9hG4bKto"), udp())
+            .unwrap();
+        layer.transport_error(Transport::Tcp, tcp().remote);
+        let events: Vec<_> = std::iter::from_fn(|| layer.poll_event()).collect();
+        assert_eq!(
+            events,
+            [TxEvent::TransportError { tx }, TxEvent::Terminated { tx }]
+        );
+        assert!(layer.state(other).is_some(), "other transports are unaffected");
     }
 
     #[test]
