@@ -163,6 +163,9 @@ struct Call {
     /// A relayed offerless re-INVITE was answered 2xx: the ACK toward this side waits for the
     /// originator's ACK (with the answer), and reuses this CSeq.
     pending_ack: Option<(Side, u32)>,
+    /// The 2xx to a relayed re-INVITE from a UDP originator, retransmitted until its ACK: the side,
+    /// the response, the current interval, and when retransmission gives up (64·T1).
+    relay_2xx: Option<(Side, Message, Duration, Instant)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,14 +192,17 @@ enum CallTimer {
     Expire(Side),
     /// RFC 3261 §16.6 Timer C: leg B has not answered finally within 3 minutes of its last provisional.
     NoAnswer,
+    /// §13.3.1.4 for a relayed re-INVITE: retransmit its 2xx to a UDP originator until the ACK.
+    ResendRelay2xx,
 }
 
 /// Timer C (RFC 3261 §16.6: greater than 3 minutes).
 const TIMER_C: Duration = Duration::from_secs(181);
 
 impl CallTimer {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::NoAnswer,
+        Self::ResendRelay2xx,
         Self::Resend2xx,
         Self::AckTimeout,
         Self::Refresh(Side::A),
@@ -652,6 +658,22 @@ impl B2bua {
                     }
                 }
                 CallTimer::Refresh(side) => self.refresh(now, call, side, tl),
+                CallTimer::ResendRelay2xx => {
+                    let Some(c) = self.calls.get_mut(&call) else {
+                        continue;
+                    };
+                    let Some((side, ok, interval, until)) = c.relay_2xx.take() else {
+                        continue;
+                    };
+                    if at >= until {
+                        continue;
+                    }
+                    let route = if side == Side::A { c.a.route } else { c.b.route };
+                    tl.send_stateless(&ok, route);
+                    let next = (interval * 2).min(self.timers_cfg.t2);
+                    c.relay_2xx = Some((side, ok, next, until));
+                    self.arm(call, CallTimer::ResendRelay2xx, at + next);
+                }
                 CallTimer::NoAnswer => {
                     if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early) {
                         let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
@@ -781,6 +803,7 @@ impl B2bua {
                 b_ack: None,
                 b_2xx_unacked: false,
                 pending_ack: None,
+                relay_2xx: None,
             },
         );
         self.events.push_back(CallEvent::Started { call });
@@ -1140,6 +1163,14 @@ impl B2bua {
                 tl.send_stateless(&ack, to_leg.route);
             }
         }
+        let from_udp = !if r.from == Side::A { c.a.route } else { c.b.route }
+            .transport
+            .is_reliable();
+        if (200..300).contains(&code) && r.request.method() == Some(&Method::Invite) && from_udp {
+            let until = now + self.timers_cfg.t1x64();
+            c.relay_2xx = Some((r.from, answer.clone(), self.timers_cfg.t1, until));
+            self.arm(call_of(r), CallTimer::ResendRelay2xx, now + self.timers_cfg.t1);
+        }
         let _ = tl.respond(now, r.server_tx, &answer);
     }
 
@@ -1148,6 +1179,13 @@ impl B2bua {
         let Some((call, side)) = self.dialog_of(request) else {
             return false;
         };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.relay_2xx.as_ref().is_some_and(|(s, ..)| *s == side) {
+            c.relay_2xx = None;
+            self.disarm(call, CallTimer::ResendRelay2xx);
+        }
         let Some(c) = self.calls.get_mut(&call) else {
             return false;
         };
@@ -3146,5 +3184,63 @@ mod tests {
         );
         net.advance(Duration::from_secs(120));
         assert_eq!((net.ep.active_calls(), net.ep.transactions()), (0, 0));
+    }
+
+    #[test]
+    fn the_2xx_to_a_relayed_reinvite_is_retransmitted_to_a_udp_caller_until_its_ack() {
+        let mut net = Net::new();
+        // The caller is a SIP phone on UDP.
+        let udp = |text: &str| {
+            text.replace(
+                "SIP/2.0/WS df7jal23ls0d.invalid",
+                "SIP/2.0/UDP 198.51.100.20:50000",
+            )
+        };
+        let (_, sent) = net.feed(Transport::Udp, GW_UDP, BROWSER, &udp(&a_invite(SDP_A)));
+        let b_inv = to_b(&sent).pop().unwrap();
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+        let a_ok = to_a(&sent).pop().unwrap();
+        net.feed(
+            Transport::Udp,
+            GW_UDP,
+            BROWSER,
+            &udp(&a_in_dialog("ACK", 8061, &a_ok)),
+        );
+        let reinvite = udp(&a_in_dialog("INVITE", 8062, &a_ok)).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_A}",
+                SDP_A.len()
+            ),
+        );
+        let (_, sent) = net.feed(Transport::Udp, GW_UDP, BROWSER, &reinvite);
+        let b_re = to_b(&sent).pop().unwrap();
+        let (_, sent) = net.b_sends(&with_body(response_for(&b_re, 200, "OK"), SDP_B));
+        let first = to_a(&sent).pop().unwrap();
+        assert_eq!(first.header(&HeaderName::CSeq), Some("8062 INVITE"));
+        // Lost on the way: it comes again at T1, then 2·T1…
+        let again = net.advance(Duration::from_millis(500));
+        assert_eq!(
+            to_a(&again).iter().map(|m| m.encode()).collect::<Vec<_>>(),
+            [first.encode()]
+        );
+        let again = net.advance(Duration::from_millis(1000));
+        assert_eq!(to_a(&again).len(), 1);
+        // …until the phone's ACK.
+        net.feed(
+            Transport::Udp,
+            GW_UDP,
+            BROWSER,
+            &udp(&a_in_dialog("ACK", 8062, &a_ok)),
+        );
+        let after = net.advance(Duration::from_secs(10));
+        assert!(
+            to_a(&after)
+                .iter()
+                .all(|m| !first_line(m).starts_with("SIP/2.0 200")),
+            "{:?}",
+            lines(&to_a(&after))
+        );
+        assert_eq!(net.ep.active_calls(), 1);
     }
 }

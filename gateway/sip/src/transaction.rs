@@ -90,7 +90,9 @@ impl Default for TimerConfig {
 }
 
 impl TimerConfig {
-    fn t1x64(&self) -> Duration {
+    /// 64·T1: the transaction timeout, also used by transaction users for their own RFC 3261 timers
+    /// (2xx retransmission, §13.3.1.4).
+    pub fn t1x64(&self) -> Duration {
         self.t1.saturating_mul(64)
     }
 }
