@@ -513,9 +513,7 @@ impl B2bua {
         let StartLine::Response { code, reason } = &response.start else {
             return;
         };
-        let mut r = response_for(&p.a_request, *code, reason);
-        let tag = self.ids.token();
-        add_to_tag(&mut r, || tag);
+        let mut r = self.local_response(&p.a_request, *code, reason, None);
         if (200..300).contains(code) {
             // The registrar lists every binding of the AoR; ours carries our token.
             let granted = response
@@ -548,9 +546,6 @@ impl B2bua {
             }) {
                 r.headers.push(h.clone());
             }
-        }
-        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
-            r.push_header(HeaderName::Server, s);
         }
         let _ = tl.respond(now, p.a_tx, &r);
     }
@@ -709,9 +704,7 @@ impl B2bua {
         let a_session = match session_expires(request) {
             Some((se, _)) if se < MIN_SE => {
                 // RFC 4028 §8.1: too short; say what we accept.
-                let mut r = response_for(request, 422, "Session Interval Too Small");
-                let tag = self.ids.token();
-                add_to_tag(&mut r, || tag);
+                let mut r = self.local_response(request, 422, "Session Interval Too Small", None);
                 r.push_header(HeaderName::MinSe, MIN_SE.to_string());
                 let _ = tl.respond(now, tx, &r);
                 return Handled::Yes(Some(422));
@@ -1011,22 +1004,11 @@ impl B2bua {
             Method::Update if request.body.is_empty() => {
                 // A session refresh: restart this leg's watch and confirm the interval (RFC 4028 §9).
                 self.arm_session(now, call, side);
-                let mut r = response_for(request, 200, "OK");
-                let tag = self.calls.get(&call).map(|c| {
-                    if side == Side::A {
-                        c.a.local_tag.clone()
-                    } else {
-                        c.b.local_tag.clone()
-                    }
-                });
-                add_to_tag(&mut r, || tag.unwrap_or_default());
+                let mut r = self.local_response(request, 200, "OK", Some((call, side)));
                 if let Some((se, refresher)) = session_expires(request) {
                     r.push_header(HeaderName::Require, "timer");
                     let refresher = refresher.unwrap_or_else(|| "uac".to_owned());
                     r.push_header(HeaderName::SessionExpires, format!("{se};refresher={refresher}"));
-                }
-                if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
-                    r.push_header(HeaderName::Server, s);
                 }
                 let _ = tl.respond(now, tx, &r);
                 Handled::Yes(Some(200))
@@ -1124,9 +1106,7 @@ impl B2bua {
         let Some(c) = self.calls.get_mut(&call_of(r)) else {
             // The call ended meanwhile: the asker still gets a final answer, so its transaction ends.
             if code >= 200 {
-                let mut answer = response_for(&r.request, 481, "Call/Transaction Does Not Exist");
-                let tag = self.ids.token();
-                add_to_tag(&mut answer, || tag);
+                let answer = self.local_response(&r.request, 481, "Call/Transaction Does Not Exist", None);
                 let _ = tl.respond(now, r.server_tx, &answer);
             }
             return;
@@ -1237,9 +1217,7 @@ impl B2bua {
             } = &response.start
             {
                 self.options_relays.remove(&tx);
-                let mut r = response_for(&request, *code, reason);
-                let tag = self.ids.token();
-                add_to_tag(&mut r, || tag);
+                let mut r = self.local_response(&request, *code, reason, None);
                 for name in [HeaderName::Allow, HeaderName::Accept, HeaderName::Supported] {
                     if let Some(v) = response.header(&name) {
                         r.push_header(name, v);
@@ -1449,29 +1427,17 @@ impl B2bua {
     fn failed(&mut self, now: Instant, tx: TxId, answer: (u16, &str), why: &str, tl: &mut TransactionLayer) {
         let (code, reason) = answer;
         if let Some((server_tx, request)) = self.options_relays.remove(&tx) {
-            let mut r = response_for(&request, code, reason);
-            let tag = self.ids.token();
-            add_to_tag(&mut r, || tag);
+            let r = self.local_response(&request, code, reason, None);
             let _ = tl.respond(now, server_tx, &r);
             return;
         }
         if let Some(r) = self.relays.remove(&tx) {
-            let mut answer = response_for(&r.request, code, reason);
-            let tag = self.calls.get(&r.call).map(|c| {
-                if r.from == Side::A {
-                    c.a.local_tag.clone()
-                } else {
-                    c.b.local_tag.clone()
-                }
-            });
-            add_to_tag(&mut answer, || tag.unwrap_or_default());
+            let answer = self.local_response(&r.request, code, reason, Some((r.call, r.from)));
             let _ = tl.respond(now, r.server_tx, &answer);
             return;
         }
         if let Some(p) = self.registrations.pending.remove(&tx) {
-            let mut r = response_for(&p.a_request, code, reason);
-            let tag = self.ids.token();
-            add_to_tag(&mut r, || tag);
+            let r = self.local_response(&p.a_request, code, reason, None);
             let _ = tl.respond(now, p.a_tx, &r);
             return;
         }
@@ -1539,6 +1505,20 @@ impl B2bua {
         reason: &str,
         dialog: Option<(CallRef, Side)>,
     ) -> Handled {
+        let r = self.local_response(request, code, reason, dialog);
+        let _ = tl.respond(now, tx, &r);
+        Handled::Yes(Some(code))
+    }
+
+    /// A response we originate to `request`: the dialog's tag on that leg if given (a fresh one
+    /// otherwise), and our Server header.
+    fn local_response(
+        &mut self,
+        request: &Message,
+        code: u16,
+        reason: &str,
+        dialog: Option<(CallRef, Side)>,
+    ) -> Message {
         let mut r = response_for(request, code, reason);
         let tag = match dialog.and_then(|(call, side)| self.calls.get(&call).map(|c| (c, side))) {
             Some((c, Side::A)) => Some(c.a.local_tag.clone()),
@@ -1549,8 +1529,7 @@ impl B2bua {
         if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
             r.push_header(HeaderName::Server, s);
         }
-        let _ = tl.respond(now, tx, &r);
-        Handled::Yes(Some(code))
+        r
     }
 
     /// A response for leg A's INVITE: our tag and Contact, the body of `from_b` if it has one.
@@ -2605,6 +2584,13 @@ mod tests {
         assert_eq!(
             a200.values(&HeaderName::Contact).collect::<Vec<_>>(),
             ["<sip:k3l8d5@df7jal23ls0d.invalid;transport=ws>;expires=300"]
+        );
+        assert_eq!(
+            a200.headers
+                .iter()
+                .filter(|h| h.name == HeaderName::Server)
+                .count(),
+            1
         );
         assert_hidden(&[], &[a200]);
         assert_eq!(net.ep.registered(), 1);
