@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, free_udp_port, probe, scratch};
+use common::{Gateway, free_tcp_port, free_udp_port, probe, scratch, ws_connect};
 use edge_sip::message::{HeaderName, Message, StartLine};
 use edge_sip::transaction::response_for;
 
@@ -190,16 +190,8 @@ fn websocket_client_registers_through_the_gateway_to_kamailio_and_baresip_calls_
     }
     let dir = scratch("kamailio");
     let (kam_port, gw_port, bob_port) = (free_udp_port(), free_udp_port(), free_udp_port());
-    let ws_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let ctrl_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let ws_port = free_tcp_port();
+    let ctrl_port = free_tcp_port();
 
     std::fs::write(dir.join("kamailio.cfg"), kamailio_cfg(kam_port)).unwrap();
     let kamailio = Peer::start(
@@ -237,12 +229,8 @@ fn websocket_client_registers_through_the_gateway_to_kamailio_and_baresip_calls_
     rt.block_on(async {
         use futures_util::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message as Ws;
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-        let mut req = format!("ws://127.0.0.1:{ws_port}").into_client_request().unwrap();
-        req.headers_mut().insert("sec-websocket-protocol", "sip".parse().unwrap());
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ws_port)).await.unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        let mut ws = ws_connect(ws_port).await;
         let kam = &kamailio;
         let next_sip = async |ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, what: &str| loop {
             let Ok(m) = tokio::time::timeout(Duration::from_secs(20), ws.next()).await else {

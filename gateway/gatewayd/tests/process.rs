@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, free_udp_port, probe, run_to_end, scratch};
+use common::{Gateway, free_tcp_port, free_udp_port, probe, run_to_end, scratch, ws_connect};
 
 fn config_for(port: u16) -> String {
     format!(
@@ -234,11 +234,7 @@ fn read_sip(stream: &mut impl Read) -> String {
 #[test]
 fn answers_options_over_tcp_pongs_keepalives_and_closes_unframeable_streams() {
     let dir = scratch("tcp");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_tcp_port();
     let cfg = dir.join("gatewayd.toml");
     std::fs::write(
         &cfg,
@@ -297,11 +293,7 @@ fn answers_options_over_websocket_with_sip_subprotocol() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let dir = scratch("ws");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_tcp_port();
     let cfg = dir.join("gatewayd.toml");
     std::fs::write(
         &cfg,
@@ -436,16 +428,8 @@ fn answers_options_over_tls_and_secure_websocket() {
 
     let dir = scratch("tls");
     let cert = self_signed(&dir);
-    let tls_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let wss_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let tls_port = free_tcp_port();
+    let wss_port = free_tcp_port();
     let cfg = dir.join("gatewayd.toml");
     // Relative certificate paths resolve against the config file's folder.
     std::fs::write(
@@ -540,22 +524,13 @@ fn answers_options_over_tls_and_secure_websocket() {
 fn calls_reach_a_tls_trunk_over_a_verified_connection() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message as Ws;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let dir = scratch("tls-trunk");
     let cert = self_signed(&dir);
     let trunk_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let trunk_port = trunk_listener.local_addr().unwrap().port();
-    let ws_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let tls_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let ws_port = free_tcp_port();
+    let tls_port = free_tcp_port();
     let cfg = dir.join("gatewayd.toml");
     std::fs::write(
         &cfg,
@@ -619,19 +594,7 @@ fn calls_reach_a_tls_trunk_over_a_verified_connection() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let tcp = loop {
-            match tokio::net::TcpStream::connect(("127.0.0.1", ws_port)).await {
-                Ok(t) => break t,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "no WebSocket listener: {e}");
-                    tokio::task::yield_now().await;
-                }
-            }
-        };
-        let mut req = format!("ws://127.0.0.1:{ws_port}").into_client_request().unwrap();
-        req.headers_mut().insert("sec-websocket-protocol", "sip".parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        let mut ws = ws_connect(ws_port).await;
         let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
         let head = |method: &str, cseq: u32, to: &str| {
             format!(
@@ -676,16 +639,8 @@ fn calls_reach_a_tls_trunk_over_a_verified_connection() {
 fn an_unreachable_tcp_trunk_fails_the_call_at_once() {
     let dir = scratch("dead-trunk");
     let port = free_udp_port();
-    let tcp_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port(); // closed again
+    let tcp_port = free_tcp_port();
+    let dead = free_tcp_port(); // closed again
     let cfg = dir.join("gatewayd.toml");
     std::fs::write(
         &cfg,

@@ -12,7 +12,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{Gateway, free_udp_port, probe, scratch};
+use common::{Gateway, free_tcp_port, free_udp_port, probe, scratch};
 
 const CALLS: u32 = 100;
 
@@ -46,11 +46,7 @@ fn calls_through_the_gateway(trunk_transport: &str) {
     }
     let dir = scratch(&format!("sipp-{trunk_transport}"));
     let (gw_port, uas_port, uac_port) = (free_udp_port(), free_udp_port(), free_udp_port());
-    let gw_tcp_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let gw_tcp_port = free_tcp_port();
     let cfg = dir.join("gatewayd.toml");
     std::fs::write(
         &cfg,

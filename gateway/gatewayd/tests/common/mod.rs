@@ -27,6 +27,34 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+pub(crate) fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A browser's WebSocket to the gateway's `ws` listener on `port`, offering subprotocol `sip` as JsSIP
+/// does (retrying for up to 15 s while the gateway starts).
+pub(crate) async fn ws_connect(port: u16) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let tcp = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(t) => break t,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no WebSocket listener on {port}: {e}");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let mut req = format!("ws://127.0.0.1:{port}").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "sip".parse().unwrap());
+    tokio_tungstenite::client_async(req, tcp).await.unwrap().0
+}
+
 pub(crate) fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
