@@ -300,10 +300,6 @@ struct Relay {
     out_method: Method,
 }
 
-fn call_of(r: &Relay) -> CallRef {
-    r.call
-}
-
 /// A browser's registration, bound to the flow (connection) it registered on, RFC 5626 in spirit: the
 /// registrar only ever sees our Contact, whose user part is a token naming this binding.
 #[derive(Debug, Clone)]
@@ -917,13 +913,10 @@ impl B2bua {
         let leg = if side == Side::A { &mut c.a } else { &mut c.b };
         let Some(st) = leg.session else { return };
         let invite = !leg.allows_update;
-        let mut carry = Message::empty();
-        if invite && let Some((ct, body)) = &leg.last_offer {
-            carry.push_header(HeaderName::ContentType, ct.clone());
-            carry.body = body.clone();
-        }
+        let offer = leg.last_offer.clone().filter(|_| invite);
+        let body = offer.as_ref().map(|(ct, bytes)| (ct.as_str(), bytes.as_slice()));
         let method = if invite { Method::Invite } else { Method::Update };
-        let mut m = build_in_dialog(leg, &mut self.ids, &method, None, &carry);
+        let mut m = build_in_dialog(leg, &mut self.ids, &method, None, body);
         m.push_header(HeaderName::Supported, "timer");
         m.push_header(
             HeaderName::SessionExpires,
@@ -1056,7 +1049,7 @@ impl B2bua {
         } else {
             method
         };
-        let out = build_in_dialog(other, &mut self.ids, &out_method, None, request);
+        let out = build_in_dialog(other, &mut self.ids, &out_method, None, body_of(request));
         if !request.body.is_empty() {
             let ct = request
                 .header(&HeaderName::ContentType)
@@ -1103,7 +1096,7 @@ impl B2bua {
         if code == 100 {
             return;
         }
-        let Some(c) = self.calls.get_mut(&call_of(r)) else {
+        let Some(c) = self.calls.get_mut(&r.call) else {
             // The call ended meanwhile: the asker still gets a final answer, so its transaction ends.
             if code >= 200 {
                 let answer = self.local_response(&r.request, 481, "Call/Transaction Does Not Exist", None);
@@ -1133,13 +1126,7 @@ impl B2bua {
             if r.request.body.is_empty() {
                 c.pending_ack = Some((if r.from == Side::A { Side::B } else { Side::A }, r.cseq));
             } else {
-                let ack = build_in_dialog(
-                    to_leg,
-                    &mut self.ids,
-                    &Method::Ack,
-                    Some(r.cseq),
-                    &Message::empty(),
-                );
+                let ack = build_in_dialog(to_leg, &mut self.ids, &Method::Ack, Some(r.cseq), None);
                 tl.send_stateless(&ack, to_leg.route);
             }
         }
@@ -1149,7 +1136,7 @@ impl B2bua {
         if (200..300).contains(&code) && r.request.method() == Some(&Method::Invite) && from_udp {
             let until = now + self.timers_cfg.t1x64();
             c.relay_2xx = Some((r.from, answer.clone(), self.timers_cfg.t1, until));
-            self.arm(call_of(r), CallTimer::ResendRelay2xx, now + self.timers_cfg.t1);
+            self.arm(r.call, CallTimer::ResendRelay2xx, now + self.timers_cfg.t1);
         }
         let _ = tl.respond(now, r.server_tx, &answer);
     }
@@ -1175,7 +1162,7 @@ impl B2bua {
         {
             c.pending_ack = None;
             let leg = if to == Side::A { &mut c.a } else { &mut c.b };
-            let ack = build_in_dialog(leg, &mut self.ids, &Method::Ack, Some(cseq), request);
+            let ack = build_in_dialog(leg, &mut self.ids, &Method::Ack, Some(cseq), body_of(request));
             tl.send_stateless(&ack, leg.route);
             return true;
         }
@@ -1192,7 +1179,13 @@ impl B2bua {
             if c.b_2xx_unacked {
                 // Late offer: A's ACK carries the answer to B's offer.
                 let cseq = c.b_invite_cseq();
-                let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), request);
+                let ack = build_in_dialog(
+                    &mut c.b,
+                    &mut self.ids,
+                    &Method::Ack,
+                    Some(cseq),
+                    body_of(request),
+                );
                 tl.send_stateless(&ack, c.b.route);
                 c.b_ack = Some(ack);
                 c.b_2xx_unacked = false;
@@ -1260,13 +1253,8 @@ impl B2bua {
                 200..=299 => {
                     if let Some(c) = self.calls.get_mut(&call) {
                         if invite {
-                            let ack = build_in_dialog(
-                                &mut c.b,
-                                &mut self.ids,
-                                &Method::Ack,
-                                Some(cseq),
-                                &Message::empty(),
-                            );
+                            let ack =
+                                build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), None);
                             tl.send_stateless(&ack, c.b.route);
                         }
                         if let (Some(st), Some((se, _))) = (&mut c.b.session, session_expires(response)) {
@@ -1331,13 +1319,7 @@ impl B2bua {
                 if c.cancelled || c.phase == Phase::Ending {
                     // CANCEL/200 race: the callee answered anyway; ACK it and hang up (§15).
                     let cseq = c.b_invite_cseq();
-                    let ack = build_in_dialog(
-                        &mut c.b,
-                        &mut self.ids,
-                        &Method::Ack,
-                        Some(cseq),
-                        &Message::empty(),
-                    );
+                    let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), None);
                     tl.send_stateless(&ack, c.b.route);
                     self.bye(now, call, Side::B, tl);
                     self.end(call, "answered after CANCEL");
@@ -1355,13 +1337,7 @@ impl B2bua {
                     c.b_2xx_unacked = true;
                 } else {
                     let cseq = c.b_invite_cseq();
-                    let ack = build_in_dialog(
-                        &mut c.b,
-                        &mut self.ids,
-                        &Method::Ack,
-                        Some(cseq),
-                        &Message::empty(),
-                    );
+                    let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), None);
                     tl.send_stateless(&ack, c.b.route);
                     c.b_ack = Some(ack);
                 }
@@ -1627,7 +1603,7 @@ impl B2bua {
             return;
         };
         let leg = if side == Side::A { &mut c.a } else { &mut c.b };
-        let bye = build_in_dialog(leg, &mut self.ids, &Method::Bye, None, &Message::empty());
+        let bye = build_in_dialog(leg, &mut self.ids, &Method::Bye, None, None);
         let route = leg.route;
         if let Ok(id) = tl.start_client(now, bye, route) {
             self.track(id, (call, Purpose::Bye));
@@ -1762,27 +1738,26 @@ impl Call {
     }
 }
 
-impl Message {
-    fn empty() -> Self {
-        Self {
-            start: StartLine::Response {
-                code: 0,
-                reason: String::new(),
-            },
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
+/// A body to carry: Content-Type and bytes.
+type Body<'a> = Option<(&'a str, &'a [u8])>;
+
+/// The body of `m`, if it has one.
+fn body_of(m: &Message) -> Body<'_> {
+    (!m.body.is_empty()).then(|| {
+        (
+            m.header(&HeaderName::ContentType).unwrap_or("application/sdp"),
+            m.body.as_slice(),
+        )
+    })
 }
 
-/// A request within `leg`'s dialog (§12.2.1.1); ACK reuses `cseq`, others take the next number. The body
-/// (and Content-Type) of `carry` is copied.
+/// A request within `leg`'s dialog (§12.2.1.1); ACK reuses `cseq`, others take the next number.
 fn build_in_dialog(
     leg: &mut Leg,
     ids: &mut Ids,
     method: &Method,
     cseq: Option<u32>,
-    carry: &Message,
+    body: Body<'_>,
 ) -> Message {
     let number = cseq.unwrap_or_else(|| {
         leg.local_cseq += 1;
@@ -1812,11 +1787,9 @@ fn build_in_dialog(
     }
     m.push_header(HeaderName::CallId, leg.call_id.clone());
     m.push_header(HeaderName::CSeq, format!("{number} {method}"));
-    if !carry.body.is_empty() {
-        if let Some(ct) = carry.header(&HeaderName::ContentType) {
-            m.push_header(HeaderName::ContentType, ct);
-        }
-        m.body = carry.body.clone();
+    if let Some((content_type, bytes)) = body {
+        m.push_header(HeaderName::ContentType, content_type);
+        m.body = bytes.to_vec();
     }
     m
 }
