@@ -1,0 +1,3 @@
+//! RTC Edge media core (work in progress; see ARCHITECTURE.md).
+
+#![forbid(unsafe_code)]

@@ -1,0 +1,3 @@
+//! RTC Edge SDP layer (work in progress; see ARCHITECTURE.md).
+
+#![forbid(unsafe_code)]
