@@ -11,5 +11,6 @@ pub(crate) fn test_epoch() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+pub mod dtls;
 pub mod ice;
 pub mod srtp;
