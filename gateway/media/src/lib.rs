@@ -13,4 +13,5 @@ pub(crate) fn test_epoch() -> std::time::Instant {
 
 pub mod dtls;
 pub mod ice;
+pub mod rtp;
 pub mod srtp;
