@@ -333,30 +333,8 @@ impl DtlsTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::dimpl_peer;
     use std::time::Duration;
-
-    /// The independent peer: str0m's `dimpl`, with a certificate of its own.
-    fn dimpl_peer(active: bool, now: Instant) -> (dimpl::Dtls, Vec<u8>) {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["browser".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let der = cert.der().to_vec();
-        let fingerprint = ring::digest::digest(&ring::digest::SHA256, &der)
-            .as_ref()
-            .to_vec();
-        let mut dtls = dimpl::Dtls::new_12(
-            Arc::new(dimpl::Config::default()),
-            dimpl::DtlsCertificate {
-                certificate: der,
-                private_key: key.serialize_der(),
-            },
-            now,
-        );
-        dtls.set_active(active);
-        (dtls, fingerprint)
-    }
 
     struct Outcome {
         ours: Option<SrtpKeys>,

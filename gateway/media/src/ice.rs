@@ -108,6 +108,11 @@ impl IceLite {
         self.consent_deadline().filter(|d| now < *d).and(self.selected)
     }
 
+    /// The browser's address as ICE knows it, whether or not consent is still fresh.
+    pub fn remote_any(&self) -> Option<SocketAddr> {
+        self.selected
+    }
+
     /// Whether the browser nominated a pair.
     pub fn is_nominated(&self) -> bool {
         self.nominated
@@ -362,40 +367,11 @@ fn crc32(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc_stun::attributes::{ATTR_USE_CANDIDATE as RTC_USE_CANDIDATE, ATTR_USERNAME as RTC_USERNAME};
+    use crate::testkit::{crypto, stun_request as request};
     use rtc_stun::fingerprint::FINGERPRINT;
     use rtc_stun::integrity::MessageIntegrity;
-    use rtc_stun::message::{BINDING_REQUEST as RTC_BINDING_REQUEST, Getter, Message, Setter, TransactionId};
-    use rtc_stun::textattrs::TextAttribute;
+    use rtc_stun::message::{Getter, Message};
     use rtc_stun::xoraddr::XorMappedAddress;
-
-    fn crypto() -> std::sync::Arc<dyn rtc_crypto::RTCCryptoProvider> {
-        rtc_crypto::default_provider().unwrap()
-    }
-
-    /// A Binding request as a browser sends it, built with webrtc-rs's independent STUN codec.
-    fn request(username: &str, pwd: &str, use_candidate: bool) -> Vec<u8> {
-        let mut m = Message::new();
-        let provider = crypto();
-        let mut setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(RTC_BINDING_REQUEST),
-            Box::new(TransactionId::new()),
-            Box::new(TextAttribute::new(RTC_USERNAME, username.to_owned())),
-        ];
-        if use_candidate {
-            setters.push(Box::new(rtc_stun::attributes::RawAttribute {
-                typ: RTC_USE_CANDIDATE,
-                length: 0,
-                value: vec![],
-            }));
-        }
-        setters.push(Box::new(
-            MessageIntegrity::new_short_term_integrity_with_provider(pwd.to_owned(), provider.crypto()),
-        ));
-        setters.push(Box::new(FINGERPRINT));
-        m.build(&setters).unwrap();
-        m.raw
-    }
 
     fn t0() -> Instant {
         crate::test_epoch()

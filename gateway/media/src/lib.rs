@@ -14,4 +14,7 @@ pub(crate) fn test_epoch() -> std::time::Instant {
 pub mod dtls;
 pub mod ice;
 pub mod rtp;
+pub mod session;
 pub mod srtp;
+#[cfg(test)]
+mod testkit;

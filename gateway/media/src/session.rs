@@ -1,0 +1,1184 @@
+//! One call's media: the browser leg (ICE-lite, DTLS-SRTP, rtcp-mux on one port) bridged to the trunk
+//! leg (RTP/AVP with symmetric RTP and latching, RTCP on its own port or muxed, optional SDES-SRTP).
+//!
+//! # Driving
+//! - Hot path: [`MediaSession::from_browser`] / [`MediaSession::from_trunk`] take a received datagram
+//!   in the caller's buffer and rewrite it **in place** into the datagram for the other leg, returning
+//!   [`Forward`] (where to send how many bytes, from which of our sockets). No allocation, no lock.
+//! - Everything else (STUN responses, DTLS records, generated telephone-events) queues for
+//!   [`MediaSession::poll_transmit`]; state changes queue for [`MediaSession::poll_event`].
+//! - [`MediaSession::poll_timeout`] / [`MediaSession::handle_timeout`] drive DTLS retransmission,
+//!   DTMF generation, consent and inactivity.
+//!
+//! After every `handle_*`/`from_*` call drain `poll_transmit` and `poll_event`, then re-arm the timer
+//! from `poll_timeout`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::dtls::{DtlsError, DtlsIdentity, DtlsRole, DtlsTransport, FingerprintHash};
+use crate::ice::{IceInput, IceLite, is_stun};
+use crate::rtp::{DtmfSender, Rewriter, RtpHeader, dtmf_event, is_rtcp, translate_rtcp};
+use crate::srtp::{Profile, SrtpContext};
+
+/// Which of the call's two legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// The browser: ICE + DTLS-SRTP, one port.
+    Browser,
+    /// The trunk/PBX: plain RTP (or SDES-SRTP).
+    Trunk,
+}
+
+/// Which local socket a datagram leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Socket {
+    /// The browser leg's port (RTP, RTCP, STUN and DTLS all on it).
+    Browser,
+    /// The trunk leg's RTP port.
+    TrunkRtp,
+    /// The trunk leg's RTCP port (RTP port + 1), unless rtcp-mux.
+    TrunkRtcp,
+}
+
+/// What to do with the datagram just handed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Send `buf[..len]` from `from` to `to`.
+    Send {
+        from: Socket,
+        to: SocketAddr,
+        len: usize,
+    },
+    /// Nothing to send (consumed, queued a reply, or dropped: see [`MediaStats`]).
+    Done,
+}
+
+/// A datagram the session generated itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The local socket to send from.
+    pub from: Socket,
+    /// Destination.
+    pub to: SocketAddr,
+    /// Payload.
+    pub bytes: Vec<u8>,
+}
+
+/// Something the call core must know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The browser nominated its address (ICE complete).
+    IceConnected(SocketAddr),
+    /// DTLS finished; SRTP keys are in place.
+    DtlsConnected(Profile),
+    /// DTLS failed: the browser leg has no media; end the call.
+    DtlsFailed(String),
+    /// The browser stopped answering consent (RFC 7675): we stopped sending; end the call.
+    ConsentExpired,
+    /// No RTP from either leg for the configured time: end the call with this reason.
+    Inactive(Duration),
+    /// The trunk's media source latched (first packet, or a new address after a re-INVITE).
+    TrunkLatched(SocketAddr),
+}
+
+/// Directions as negotiated, from our point of view on each leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Both ways.
+    SendRecv,
+    /// We only send on this leg.
+    SendOnly,
+    /// We only receive on this leg.
+    RecvOnly,
+    /// Neither (hold).
+    Inactive,
+}
+
+impl Direction {
+    fn sends(self) -> bool {
+        matches!(self, Self::SendRecv | Self::SendOnly)
+    }
+}
+
+/// The negotiated parameters of a call (from the SDP layer), in media terms only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Browser's ICE ufrag.
+    pub browser_ufrag: String,
+    /// Browser's certificate fingerprint and its hash.
+    pub browser_fingerprint: (FingerprintHash, Vec<u8>),
+    /// Our DTLS role (kept for the whole call).
+    pub dtls_role: DtlsRole,
+    /// Where the trunk wants RTP (`None`: on hold with c=0.0.0.0, or unknown yet).
+    pub trunk_rtp: Option<SocketAddr>,
+    /// Where the trunk wants RTCP (`None` with rtcp-mux or unknown).
+    pub trunk_rtcp: Option<SocketAddr>,
+    /// The trunk multiplexes RTCP on the RTP port.
+    pub trunk_rtcp_mux: bool,
+    /// SDES keys on the trunk leg: (profile, our key||salt, their key||salt).
+    pub trunk_sdes: Option<(Profile, Vec<u8>, Vec<u8>)>,
+    /// The codec: clock rate, browser PT, trunk PT.
+    pub codec: (u32, u8, u8),
+    /// telephone-event: browser PT, trunk PT (same clock rate as the codec).
+    pub telephone_event: Option<(u8, u8)>,
+    /// Our direction on the browser leg.
+    pub browser_direction: Direction,
+    /// Our direction on the trunk leg.
+    pub trunk_direction: Direction,
+    /// The trunk's packetisation time (for generated telephone-events).
+    pub ptime: Duration,
+}
+
+/// Per-call parameters that are ours (random values come from the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Our ICE ufrag and password on the browser leg.
+    pub ice_ufrag: String,
+    /// Our ICE password.
+    pub ice_pwd: String,
+    /// Our SSRC toward the browser and toward the trunk.
+    pub ssrcs: (u32, u32),
+    /// First sequence numbers toward the browser and toward the trunk.
+    pub initial_seqs: (u16, u16),
+    /// No RTP from either leg for this long ends the call.
+    pub inactivity_timeout: Duration,
+    /// The same, while both legs are on hold (direction inactive).
+    pub hold_timeout: Duration,
+}
+
+/// Counters of what was dropped and why (the shell exports them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaStats {
+    /// Packets forwarded browser → trunk.
+    pub to_trunk: u64,
+    /// Packets forwarded trunk → browser.
+    pub to_browser: u64,
+    /// SRTP/SRTCP that failed authentication or replay checks.
+    pub srtp_rejected: u64,
+    /// Packets that were not STUN/DTLS/RTP/RTCP, or had a payload type not negotiated.
+    pub malformed: u64,
+    /// Packets dropped because the leg cannot send yet (no ICE/DTLS, no trunk address) or is on hold.
+    pub not_ready: u64,
+    /// STUN that failed ICE checks.
+    pub stun_rejected: u64,
+    /// Packets from a source other than the latched trunk address.
+    pub wrong_source: u64,
+}
+
+/// The media of one call.
+#[derive(Debug)]
+pub struct MediaSession {
+    config: SessionConfig,
+    neg: Negotiated,
+    ice: IceLite,
+    dtls: DtlsTransport,
+    browser_rx: Option<SrtpContext>,
+    browser_tx: Option<SrtpContext>,
+    trunk_rx: Option<SrtpContext>,
+    trunk_tx: Option<SrtpContext>,
+    /// The trunk's actual source (symmetric RTP): latched from its first packet.
+    trunk_latched: Option<SocketAddr>,
+    trunk_rtcp_latched: Option<SocketAddr>,
+    to_browser: Rewriter,
+    to_trunk: Rewriter,
+    dtmf: VecDeque<DtmfSender>,
+    last_media: Instant,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<MediaEvent>,
+    ended: bool,
+    consent_reported: bool,
+    stats: MediaStats,
+}
+
+impl MediaSession {
+    /// A session for a negotiated call, starting at `now`.
+    pub fn new(
+        now: Instant,
+        identity: &DtlsIdentity,
+        config: SessionConfig,
+        neg: Negotiated,
+    ) -> Result<Self, DtlsError> {
+        let dtls = DtlsTransport::new(
+            identity,
+            neg.dtls_role,
+            neg.browser_fingerprint.0,
+            &neg.browser_fingerprint.1,
+        )?;
+        let ice = IceLite::new(&config.ice_ufrag, &config.ice_pwd, &neg.browser_ufrag);
+        let rate = neg.codec.0;
+        let (trunk_tx, trunk_rx) = sdes_contexts(neg.trunk_sdes.as_ref());
+        Ok(Self {
+            to_browser: Rewriter::new(
+                config.ssrcs.0,
+                config.initial_seqs.0,
+                u32::from(config.initial_seqs.0) << 8,
+                rate,
+            ),
+            to_trunk: Rewriter::new(
+                config.ssrcs.1,
+                config.initial_seqs.1,
+                u32::from(config.initial_seqs.1) << 8,
+                rate,
+            ),
+            config,
+            ice,
+            dtls,
+            browser_rx: None,
+            browser_tx: None,
+            trunk_rx,
+            trunk_tx,
+            trunk_latched: None,
+            trunk_rtcp_latched: None,
+            neg,
+            dtmf: VecDeque::new(),
+            last_media: now,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            ended: false,
+            consent_reported: false,
+            stats: MediaStats::default(),
+        })
+    }
+
+    /// A re-offer/answer changed the parameters (hold/resume, codec, trunk address, ICE restart, new
+    /// DTLS certificate). The DTLS role never changes; a new browser fingerprint means a new DTLS
+    /// association, new ICE credentials an ICE restart; our outgoing streams continue either way.
+    pub fn update(&mut self, identity: &DtlsIdentity, mut neg: Negotiated) -> Result<(), DtlsError> {
+        neg.dtls_role = self.neg.dtls_role;
+        if neg.browser_fingerprint != self.neg.browser_fingerprint {
+            self.dtls = DtlsTransport::new(
+                identity,
+                neg.dtls_role,
+                neg.browser_fingerprint.0,
+                &neg.browser_fingerprint.1,
+            )?;
+            self.browser_rx = None;
+            self.browser_tx = None;
+        }
+        if neg.browser_ufrag != self.neg.browser_ufrag {
+            self.ice
+                .restart(&self.config.ice_ufrag, &self.config.ice_pwd, &neg.browser_ufrag);
+            self.consent_reported = false;
+        }
+        if neg.trunk_rtp != self.neg.trunk_rtp {
+            self.trunk_latched = None;
+            self.trunk_rtcp_latched = None;
+        }
+        if neg.trunk_sdes != self.neg.trunk_sdes {
+            (self.trunk_tx, self.trunk_rx) = sdes_contexts(neg.trunk_sdes.as_ref());
+        }
+        self.to_browser.set_clock_rate(neg.codec.0);
+        self.to_trunk.set_clock_rate(neg.codec.0);
+        self.neg = neg;
+        Ok(())
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> MediaStats {
+        self.stats
+    }
+
+    /// Whether DTLS has completed (nothing is sent to the browser before).
+    pub fn is_secure(&self) -> bool {
+        self.browser_tx.is_some()
+    }
+
+    /// Queue a DTMF digit (from SIP INFO) toward the trunk as RFC 4733 telephone-event. Returns false
+    /// if the trunk did not negotiate telephone-event or the digit is not DTMF.
+    pub fn send_dtmf(&mut self, now: Instant, digit: char, duration: Duration) -> bool {
+        let (Some(event), Some(_)) = (dtmf_event(digit), self.neg.telephone_event) else {
+            return false;
+        };
+        let start = self
+            .dtmf
+            .back()
+            .and_then(DtmfSender::next_at)
+            .map_or(now, |t| t.max(now));
+        let ptime = if self.neg.ptime.is_zero() {
+            Duration::from_millis(20)
+        } else {
+            self.neg.ptime
+        };
+        self.dtmf
+            .push_back(DtmfSender::new(start, event, duration, self.neg.codec.0, ptime));
+        true
+    }
+
+    /// A datagram arrived on the browser port from `from`; `buf[..len]` holds it and `buf` has room
+    /// for the SRTP tag growth of the other direction (1500 bytes is enough).
+    pub fn from_browser(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], len: usize) -> Forward {
+        let Some(p) = buf.get(..len) else {
+            return Forward::Done;
+        };
+        let Some(&first) = p.first() else {
+            self.stats.malformed += 1;
+            return Forward::Done;
+        };
+        // RFC 7983 demultiplexing on the first byte.
+        match first {
+            0..=3 if is_stun(p) => {
+                self.stun(now, from, len, buf);
+                Forward::Done
+            }
+            20..=63 => {
+                self.dtls_in(now, from, len, buf);
+                Forward::Done
+            }
+            128..=191 => self.browser_media(now, from, buf, len),
+            _ => {
+                self.stats.malformed += 1;
+                Forward::Done
+            }
+        }
+    }
+
+    fn stun(&mut self, now: Instant, from: SocketAddr, len: usize, buf: &mut [u8]) {
+        let mut out = [0u8; 256];
+        let was_nominated = self.ice.is_nominated();
+        match self.ice.handle(now, from, &buf[..len], &mut out) {
+            IceInput::Respond { len, to, nominated } => {
+                self.transmits.push_back(Transmit {
+                    from: Socket::Browser,
+                    to,
+                    bytes: out[..len].to_vec(),
+                });
+                if nominated {
+                    self.events.push_back(MediaEvent::IceConnected(to));
+                }
+                if !was_nominated || nominated {
+                    // We know where the browser is: a DTLS client may start.
+                    if let Err(e) = self.dtls.start(now) {
+                        self.dtls_failed(e);
+                    }
+                    self.flush_dtls();
+                }
+            }
+            IceInput::Dropped(_) => self.stats.stun_rejected += 1,
+        }
+    }
+
+    fn dtls_in(&mut self, now: Instant, from: SocketAddr, len: usize, buf: &[u8]) {
+        // DTLS only from an address that passed an ICE check.
+        if self.ice.remote(now) != Some(from) {
+            self.stats.not_ready += 1;
+            return;
+        }
+        match self.dtls.handle(now, &buf[..len]) {
+            Ok(true) => {
+                if let Some(keys) = self.dtls.srtp_keys() {
+                    let s = keys.profile.salt_len();
+                    self.browser_tx = SrtpContext::new(keys.profile, &keys.local_key, &keys.local_salt[..s]);
+                    self.browser_rx =
+                        SrtpContext::new(keys.profile, &keys.remote_key, &keys.remote_salt[..s]);
+                    self.events.push_back(MediaEvent::DtlsConnected(keys.profile));
+                }
+            }
+            Ok(false) => {}
+            Err(e) => self.dtls_failed(e),
+        }
+        self.flush_dtls();
+    }
+
+    fn dtls_failed(&mut self, e: DtlsError) {
+        if !self.ended {
+            self.ended = true;
+            self.events.push_back(MediaEvent::DtlsFailed(e.to_string()));
+        }
+    }
+
+    fn flush_dtls(&mut self) {
+        while let Some(bytes) = self.dtls.poll_transmit() {
+            if let Some(to) = self.ice.remote_any() {
+                self.transmits.push_back(Transmit {
+                    from: Socket::Browser,
+                    to,
+                    bytes,
+                });
+            }
+        }
+    }
+
+    fn browser_media(&mut self, now: Instant, from: SocketAddr, buf: &mut [u8], len: usize) -> Forward {
+        if self.ice.remote_any() != Some(from) {
+            self.stats.wrong_source += 1;
+            return Forward::Done;
+        }
+        let Some(rx) = self.browser_rx.as_mut() else {
+            self.stats.not_ready += 1;
+            return Forward::Done;
+        };
+        let rtcp = is_rtcp(&buf[..len]);
+        let plain = if rtcp {
+            rx.unprotect_rtcp(&mut buf[..len])
+        } else {
+            rx.unprotect_rtp(&mut buf[..len])
+        };
+        let Ok(plain) = plain else {
+            self.stats.srtp_rejected += 1;
+            return Forward::Done;
+        };
+        if rtcp {
+            return self.browser_rtcp(buf, plain);
+        }
+        self.last_media = now;
+        let Some(mut h) = RtpHeader::parse(&buf[..plain]) else {
+            self.stats.malformed += 1;
+            return Forward::Done;
+        };
+        // While we generate a telephone-event toward the trunk, the browser's audio is suppressed.
+        if !self.dtmf.is_empty() || !self.neg.trunk_direction.sends() {
+            self.stats.not_ready += 1;
+            return Forward::Done;
+        }
+        h.pt = match (h.pt, self.neg.telephone_event) {
+            (pt, _) if pt == self.neg.codec.1 => self.neg.codec.2,
+            (pt, Some((b, t))) if pt == b => t,
+            _ => {
+                self.stats.malformed += 1;
+                return Forward::Done;
+            }
+        };
+        let Some(to) = self.trunk_rtp_target() else {
+            self.stats.not_ready += 1;
+            return Forward::Done;
+        };
+        self.to_trunk.rewrite(now, &mut h);
+        h.write(&mut buf[..plain]);
+        let len = match self.trunk_tx.as_mut() {
+            Some(tx) => match tx.protect_rtp(buf, plain) {
+                Ok(n) => n,
+                Err(_) => return Forward::Done,
+            },
+            None => plain,
+        };
+        self.stats.to_trunk += 1;
+        Forward::Send {
+            from: Socket::TrunkRtp,
+            to,
+            len,
+        }
+    }
+
+    fn browser_rtcp(&mut self, buf: &mut [u8], len: usize) -> Forward {
+        let Some(sender) = buf
+            .get(4..8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return Forward::Done;
+        };
+        let to_trunk = &self.to_trunk;
+        let n = translate_rtcp(
+            buf,
+            len,
+            sender,
+            to_trunk.ssrc(),
+            Some(self.to_browser.ssrc()),
+            self.to_browser.source().unwrap_or(0),
+            |ts| to_trunk.map_ts(ts),
+        );
+        let target = if self.neg.trunk_rtcp_mux {
+            self.trunk_rtp_target().map(|t| (Socket::TrunkRtp, t))
+        } else {
+            self.trunk_rtcp_latched
+                .or(self.neg.trunk_rtcp)
+                .map(|t| (Socket::TrunkRtcp, t))
+        };
+        let (Some((from, to)), true) = (target, n > 0) else {
+            return Forward::Done;
+        };
+        let len = match self.trunk_tx.as_mut() {
+            Some(tx) => match tx.protect_rtcp(buf, n) {
+                Ok(n) => n,
+                Err(_) => return Forward::Done,
+            },
+            None => n,
+        };
+        Forward::Send { from, to, len }
+    }
+
+    fn trunk_rtp_target(&self) -> Option<SocketAddr> {
+        self.trunk_latched.or(self.neg.trunk_rtp)
+    }
+
+    /// A datagram arrived on one of the trunk ports (`rtcp_port` says which).
+    pub fn from_trunk(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        rtcp_port: bool,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Forward {
+        let Some(p) = buf.get(..len) else {
+            return Forward::Done;
+        };
+        let rtcp = rtcp_port || is_rtcp(p);
+        // Symmetric RTP: latch onto the first source (RFC 4961), and only then accept from it.
+        if !rtcp {
+            match self.trunk_latched {
+                None => {
+                    if RtpHeader::parse(p).is_none() {
+                        self.stats.malformed += 1;
+                        return Forward::Done;
+                    }
+                    self.trunk_latched = Some(from);
+                    self.events.push_back(MediaEvent::TrunkLatched(from));
+                }
+                Some(l) if l != from => {
+                    self.stats.wrong_source += 1;
+                    return Forward::Done;
+                }
+                Some(_) => {}
+            }
+        } else if self.trunk_rtcp_latched.is_none() && rtcp_port {
+            self.trunk_rtcp_latched = Some(from);
+        }
+        let plain = match self.trunk_rx.as_mut() {
+            Some(rx) => {
+                let r = if rtcp {
+                    rx.unprotect_rtcp(&mut buf[..len])
+                } else {
+                    rx.unprotect_rtp(&mut buf[..len])
+                };
+                match r {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.stats.srtp_rejected += 1;
+                        return Forward::Done;
+                    }
+                }
+            }
+            None => len,
+        };
+        let Some(tx) = self.browser_tx.as_mut() else {
+            // Nothing goes to the browser before DTLS completes.
+            self.stats.not_ready += 1;
+            return Forward::Done;
+        };
+        let Some(to) = self.ice.remote(now) else {
+            self.stats.not_ready += 1;
+            return Forward::Done;
+        };
+        if rtcp {
+            let Some(sender) = buf
+                .get(4..8)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            else {
+                return Forward::Done;
+            };
+            let to_browser = &self.to_browser;
+            let n = translate_rtcp(
+                buf,
+                plain,
+                sender,
+                to_browser.ssrc(),
+                Some(self.to_trunk.ssrc()),
+                self.to_trunk.source().unwrap_or(0),
+                |ts| to_browser.map_ts(ts),
+            );
+            if n == 0 {
+                return Forward::Done;
+            }
+            return match tx.protect_rtcp(buf, n) {
+                Ok(len) => Forward::Send {
+                    from: Socket::Browser,
+                    to,
+                    len,
+                },
+                Err(_) => Forward::Done,
+            };
+        }
+        self.last_media = now;
+        let Some(mut h) = RtpHeader::parse(&buf[..plain]) else {
+            self.stats.malformed += 1;
+            return Forward::Done;
+        };
+        if !self.neg.browser_direction.sends() {
+            self.stats.not_ready += 1;
+            return Forward::Done;
+        }
+        h.pt = match (h.pt, self.neg.telephone_event) {
+            (pt, _) if pt == self.neg.codec.2 => self.neg.codec.1,
+            (pt, Some((b, t))) if pt == t => b,
+            _ => {
+                self.stats.malformed += 1;
+                return Forward::Done;
+            }
+        };
+        self.to_browser.rewrite(now, &mut h);
+        h.write(&mut buf[..plain]);
+        match tx.protect_rtp(buf, plain) {
+            Ok(len) => {
+                self.stats.to_browser += 1;
+                Forward::Send {
+                    from: Socket::Browser,
+                    to,
+                    len,
+                }
+            }
+            Err(_) => Forward::Done,
+        }
+    }
+
+    /// When [`Self::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
+        [
+            self.dtls.poll_timeout(),
+            self.dtmf.front().and_then(DtmfSender::next_at),
+            (!self.consent_reported)
+                .then(|| self.ice.consent_deadline())
+                .flatten(),
+            Some(self.last_media + self.idle_limit()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn idle_limit(&self) -> Duration {
+        if self.neg.browser_direction == Direction::Inactive
+            && self.neg.trunk_direction == Direction::Inactive
+        {
+            self.config.hold_timeout
+        } else {
+            self.config.inactivity_timeout
+        }
+    }
+
+    /// Advances timers to `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        if let Err(e) = self.dtls.handle_timeout(now) {
+            self.dtls_failed(e);
+        }
+        self.flush_dtls();
+        // Telephone-events toward the trunk.
+        while let Some(sender) = self.dtmf.front_mut() {
+            let mut out = [0u8; 16];
+            let (Some((_, pt)), Some(to)) = (
+                self.neg.telephone_event,
+                self.trunk_latched.or(self.neg.trunk_rtp),
+            ) else {
+                self.dtmf.clear();
+                break;
+            };
+            if let Some(n) = sender.poll(now, pt, &mut self.to_trunk, &mut out) {
+                let mut buf = [0u8; 64];
+                buf[..n].copy_from_slice(&out[..n]);
+                let len = match self.trunk_tx.as_mut() {
+                    Some(tx) => tx.protect_rtp(&mut buf, n).unwrap_or(0),
+                    None => n,
+                };
+                if len > 0 {
+                    self.transmits.push_back(Transmit {
+                        from: Socket::TrunkRtp,
+                        to,
+                        bytes: buf[..len].to_vec(),
+                    });
+                }
+            }
+            match sender.next_at() {
+                None => {
+                    self.dtmf.pop_front();
+                }
+                Some(t) if t <= now => {}
+                Some(_) => break,
+            }
+        }
+        if !self.consent_reported && self.ice.consent_deadline().is_some_and(|d| now >= d) {
+            self.consent_reported = true;
+            self.ended = true;
+            self.events.push_back(MediaEvent::ConsentExpired);
+        }
+        let idle = now.saturating_duration_since(self.last_media);
+        if !self.ended && idle >= self.idle_limit() {
+            self.ended = true;
+            self.events.push_back(MediaEvent::Inactive(idle));
+        }
+    }
+
+    /// The next datagram the session generated.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the call core.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+}
+
+fn sdes_contexts(sdes: Option<&(Profile, Vec<u8>, Vec<u8>)>) -> (Option<SrtpContext>, Option<SrtpContext>) {
+    let Some((profile, ours, theirs)) = sdes else {
+        return (None, None);
+    };
+    let k = profile.key_len();
+    let ctx = |m: &[u8]| SrtpContext::new(*profile, m.get(..k)?, m.get(k..)?);
+    (ctx(ours), ctx(theirs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{dimpl_peer, stun_request};
+
+    const BROWSER: &str = "192.0.2.10:50000";
+    const TRUNK: &str = "198.51.100.20:4000";
+
+    /// A browser made of independent parts: rtc-stun checks, dimpl DTLS, and SRTP keyed from dimpl's
+    /// exported material.
+    struct Browser {
+        addr: SocketAddr,
+        dtls: dimpl::Dtls,
+        tx: Option<SrtpContext>,
+        rx: Option<SrtpContext>,
+        seq: u16,
+    }
+
+    struct Call {
+        now: Instant,
+        gw: MediaSession,
+        browser: Browser,
+        events: Vec<MediaEvent>,
+    }
+
+    fn neg(fingerprint: Vec<u8>) -> Negotiated {
+        Negotiated {
+            browser_ufrag: "brws".into(),
+            browser_fingerprint: (FingerprintHash::Sha256, fingerprint),
+            dtls_role: DtlsRole::Server,
+            trunk_rtp: Some(TRUNK.parse().unwrap()),
+            trunk_rtcp: Some("198.51.100.20:4001".parse().unwrap()),
+            trunk_rtcp_mux: false,
+            trunk_sdes: None,
+            codec: (8000, 0, 0),
+            telephone_event: Some((126, 101)),
+            browser_direction: Direction::SendRecv,
+            trunk_direction: Direction::SendRecv,
+            ptime: Duration::from_millis(20),
+        }
+    }
+
+    fn config() -> SessionConfig {
+        SessionConfig {
+            ice_ufrag: "gwu".into(),
+            ice_pwd: "gw-password-0123456789".into(),
+            ssrcs: (0xb0b0_b0b0, 0x7070_7070),
+            initial_seqs: (1000, 2000),
+            inactivity_timeout: Duration::from_secs(60),
+            hold_timeout: Duration::from_secs(3600),
+        }
+    }
+
+    impl Call {
+        fn new() -> Self {
+            let now = crate::test_epoch();
+            let (dtls, fp) = dimpl_peer(true, now);
+            let identity = DtlsIdentity::generate().unwrap();
+            let gw = MediaSession::new(now, &identity, config(), neg(fp)).unwrap();
+            let browser = Browser {
+                addr: BROWSER.parse().unwrap(),
+                dtls,
+                tx: None,
+                rx: None,
+                seq: 7,
+            };
+            Self {
+                now,
+                gw,
+                browser,
+                events: Vec::new(),
+            }
+        }
+
+        fn drain(&mut self) -> Vec<Transmit> {
+            while let Some(e) = self.gw.poll_event() {
+                self.events.push(e);
+            }
+            std::iter::from_fn(|| self.gw.poll_transmit()).collect()
+        }
+
+        /// ICE check with USE-CANDIDATE, then the DTLS handshake (the browser is the client).
+        fn connect(&mut self) {
+            let mut req = stun_request("gwu:brws", "gw-password-0123456789", true);
+            let n = req.len();
+            req.resize(1500, 0);
+            assert_eq!(
+                self.gw.from_browser(self.now, self.browser.addr, &mut req, n),
+                Forward::Done
+            );
+            let t = self.drain();
+            assert_eq!(t.len(), 1, "one STUN response");
+            assert!(self.events.contains(&MediaEvent::IceConnected(self.browser.addr)));
+            for _ in 0..20 {
+                self.browser.dtls.handle_timeout(self.now).unwrap();
+                let mut to_gw = Vec::new();
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    match self.browser.dtls.poll_output(&mut buf) {
+                        dimpl::Output::Packet(p) => to_gw.push(p.to_vec()),
+                        dimpl::Output::Timeout(_) => break,
+                        dimpl::Output::KeyingMaterial(k, profile) => {
+                            let profile = match profile {
+                                dimpl::SrtpProfile::AEAD_AES_128_GCM => Profile::AeadAes128Gcm,
+                                _ => Profile::Aes128CmHmacSha1_80,
+                            };
+                            let (kl, sl) = (profile.key_len(), profile.salt_len());
+                            let (ck, sk) = (&k[..kl], &k[kl..2 * kl]);
+                            let (cs, ss) = (&k[2 * kl..2 * kl + sl], &k[2 * kl + sl..2 * (kl + sl)]);
+                            self.browser.tx = SrtpContext::new(profile, ck, cs);
+                            self.browser.rx = SrtpContext::new(profile, sk, ss);
+                        }
+                        _ => {}
+                    }
+                }
+                for mut p in to_gw {
+                    let n = p.len();
+                    p.resize(1500, 0);
+                    assert_eq!(
+                        self.gw.from_browser(self.now, self.browser.addr, &mut p, n),
+                        Forward::Done
+                    );
+                }
+                for t in self.drain() {
+                    assert_eq!((t.from, t.to), (Socket::Browser, self.browser.addr));
+                    self.browser.dtls.handle_packet(&t.bytes).unwrap();
+                }
+                if self.gw.is_secure() && self.browser.tx.is_some() {
+                    return;
+                }
+            }
+            panic!("DTLS did not complete");
+        }
+
+        fn consent_check(&mut self) {
+            let mut req = stun_request("gwu:brws", "gw-password-0123456789", false);
+            let n = req.len();
+            req.resize(1500, 0);
+            self.gw.from_browser(self.now, self.browser.addr, &mut req, n);
+        }
+
+        /// The browser sends one SRTP packet; returns what the gateway sends to the trunk.
+        fn browser_sends(&mut self, pt: u8, payload: &[u8]) -> Option<(SocketAddr, Vec<u8>)> {
+            self.browser.seq = self.browser.seq.wrapping_add(1);
+            let mut buf = vec![0u8; 1500];
+            let h = RtpHeader {
+                marker: false,
+                pt,
+                seq: self.browser.seq,
+                ts: u32::from(self.browser.seq) * 160,
+                ssrc: 0xb505,
+            };
+            buf[0] = 0x80;
+            h.write(&mut buf);
+            buf[12..12 + payload.len()].copy_from_slice(payload);
+            let n = self
+                .browser
+                .tx
+                .as_mut()
+                .unwrap()
+                .protect_rtp(&mut buf, 12 + payload.len())
+                .unwrap();
+            match self.gw.from_browser(self.now, self.browser.addr, &mut buf, n) {
+                Forward::Send {
+                    from: Socket::TrunkRtp,
+                    to,
+                    len,
+                } => Some((to, buf[..len].to_vec())),
+                Forward::Send { .. } => panic!("wrong socket"),
+                Forward::Done => None,
+            }
+        }
+
+        /// The trunk sends one RTP packet; returns the plain RTP the browser decrypts, if any.
+        fn trunk_sends(&mut self, from: SocketAddr, h: RtpHeader, payload: &[u8]) -> Option<Vec<u8>> {
+            let mut buf = vec![0u8; 1500];
+            buf[0] = 0x80;
+            h.write(&mut buf);
+            buf[12..12 + payload.len()].copy_from_slice(payload);
+            match self
+                .gw
+                .from_trunk(self.now, from, false, &mut buf, 12 + payload.len())
+            {
+                Forward::Send {
+                    from: Socket::Browser,
+                    to,
+                    len,
+                } => {
+                    assert_eq!(to, self.browser.addr);
+                    let mut p = buf[..len].to_vec();
+                    let n = self
+                        .browser
+                        .rx
+                        .as_mut()
+                        .unwrap()
+                        .unprotect_rtp(&mut p)
+                        .expect("browser accepts it");
+                    Some(p[..n].to_vec())
+                }
+                Forward::Send { .. } => panic!("wrong socket"),
+                Forward::Done => None,
+            }
+        }
+    }
+
+    fn trunk() -> SocketAddr {
+        TRUNK.parse().unwrap()
+    }
+
+    #[test]
+    fn bridges_dtls_srtp_to_rtp_both_ways() {
+        let mut c = Call::new();
+        // Before DTLS: nothing reaches the browser (the trunk, behind NAT, sends from elsewhere than
+        // its SDP says; its first packet latches that source).
+        let nat: SocketAddr = "203.0.113.5:30000".parse().unwrap();
+        let early = RtpHeader {
+            marker: false,
+            pt: 0,
+            seq: 1,
+            ts: 0,
+            ssrc: 0x5151,
+        };
+        let mut buf = vec![0u8; 1500];
+        buf[0] = 0x80;
+        early.write(&mut buf);
+        assert_eq!(c.gw.from_trunk(c.now, nat, false, &mut buf, 172), Forward::Done);
+        assert_eq!(c.gw.stats().not_ready, 1);
+        c.connect();
+        assert!(c.events.iter().any(|e| matches!(e, MediaEvent::DtlsConnected(_))));
+        // Browser → trunk: PCMU, decrypted, our SSRC, mapped PT.
+        let (to, p) = c.browser_sends(0, &[0xd5; 160]).unwrap();
+        assert_eq!(to, nat, "media goes where the trunk's packets come from");
+        let h = RtpHeader::parse(&p).unwrap();
+        assert_eq!((h.pt, h.ssrc, h.seq), (0, 0x7070_7070, 2001));
+        assert_eq!(&p[12..], &[0xd5; 160]);
+        // telephone-event PT mapped 126 → 101; an unnegotiated PT is dropped.
+        assert_eq!(
+            RtpHeader::parse(&c.browser_sends(126, &[1, 0, 0, 160]).unwrap().1)
+                .unwrap()
+                .pt,
+            101
+        );
+        assert!(c.browser_sends(111, &[0; 40]).is_none());
+        // Trunk → browser from the latched address; other sources refused (symmetric RTP).
+        c.now += Duration::from_millis(20);
+        let got = c
+            .trunk_sends(
+                nat,
+                RtpHeader {
+                    marker: false,
+                    pt: 0,
+                    seq: 77,
+                    ts: 1234,
+                    ssrc: 0x5151,
+                },
+                &[0xff; 160],
+            )
+            .unwrap();
+        let h = RtpHeader::parse(&got).unwrap();
+        assert_eq!((h.pt, h.ssrc, h.seq), (0, 0xb0b0_b0b0, 1001));
+        assert_eq!(&got[12..], &[0xff; 160]);
+        c.drain();
+        assert!(c.events.contains(&MediaEvent::TrunkLatched(nat)));
+        assert!(
+            c.trunk_sends(
+                trunk(),
+                RtpHeader {
+                    marker: false,
+                    pt: 0,
+                    seq: 78,
+                    ts: 1394,
+                    ssrc: 0x5151
+                },
+                &[0; 160]
+            )
+            .is_none()
+        );
+        // Browser media now follows the latched trunk address.
+        assert_eq!(c.browser_sends(0, &[0; 160]).unwrap().0, nat);
+        assert_eq!(c.gw.stats().wrong_source, 1);
+    }
+
+    #[test]
+    fn continuity_across_hold_and_a_new_source_keeps_the_browsers_srtp_happy() {
+        let mut c = Call::new();
+        c.connect();
+        let mut last = None;
+        for i in 0..50u16 {
+            c.now += Duration::from_millis(20);
+            let got = c.trunk_sends(
+                trunk(),
+                RtpHeader {
+                    marker: false,
+                    pt: 0,
+                    seq: 65_500u16.wrapping_add(i),
+                    ts: u32::from(i) * 160,
+                    ssrc: 0xaaaa,
+                },
+                &[1; 160],
+            );
+            last = Some(RtpHeader::parse(&got.unwrap()).unwrap());
+        }
+        // Hold for 20 minutes (re-INVITE sendonly/inactive), then resume with a new SSRC whose
+        // numbers are far away: a naive relay would make the browser see a replay or a ROC jump.
+        let mut held = neg(c.gw.neg.browser_fingerprint.1.clone());
+        held.browser_direction = Direction::Inactive;
+        held.trunk_direction = Direction::Inactive;
+        let identity = DtlsIdentity::generate().unwrap();
+        c.gw.update(&identity, held.clone()).unwrap();
+        // The browser keeps consent alive during the hold (Chrome checks every few seconds).
+        for _ in 0..240 {
+            c.now += Duration::from_secs(5);
+            c.consent_check();
+            c.gw.handle_timeout(c.now);
+            c.drain();
+        }
+        assert!(
+            !c.events.iter().any(|e| matches!(e, MediaEvent::Inactive(_))),
+            "hold uses the hold timeout"
+        );
+        let mut resumed = held;
+        resumed.browser_direction = Direction::SendRecv;
+        resumed.trunk_direction = Direction::SendRecv;
+        // The re-offer tries to flip the DTLS role: it is kept.
+        resumed.dtls_role = DtlsRole::Client;
+        c.gw.update(&identity, resumed).unwrap();
+        assert_eq!(c.gw.dtls.role(), DtlsRole::Server);
+        assert!(
+            c.gw.is_secure(),
+            "same fingerprint: same DTLS association, same keys"
+        );
+        let got = c
+            .trunk_sends(
+                trunk(),
+                RtpHeader {
+                    marker: false,
+                    pt: 0,
+                    seq: 3,
+                    ts: 999_999,
+                    ssrc: 0xbbbb,
+                },
+                &[2; 160],
+            )
+            .unwrap();
+        let h = RtpHeader::parse(&got).unwrap();
+        let last = last.unwrap();
+        assert_eq!(h.seq, last.seq.wrapping_add(1));
+        assert_eq!(h.ts, last.ts.wrapping_add(1200 * 8000));
+        assert!(h.marker);
+        assert_eq!(c.gw.stats().srtp_rejected, 0);
+    }
+
+    #[test]
+    fn info_dtmf_becomes_rfc4733_toward_the_trunk() {
+        let mut c = Call::new();
+        c.connect();
+        c.browser_sends(0, &[0; 160]).unwrap();
+        assert!(c.gw.send_dtmf(c.now, '7', Duration::from_millis(100)));
+        assert!(!c.gw.send_dtmf(c.now, 'x', Duration::from_millis(100)));
+        let mut packets = Vec::new();
+        while let Some(t) = c.gw.poll_timeout() {
+            if t > c.now + Duration::from_secs(1) {
+                break;
+            }
+            c.now = c.now.max(t);
+            c.gw.handle_timeout(c.now);
+            packets.extend(c.drain());
+            // Browser audio during the event is held back.
+            assert!(c.browser_sends(0, &[0; 160]).is_none() || c.gw.dtmf.is_empty());
+        }
+        assert_eq!(packets.len(), 7);
+        assert!(
+            packets
+                .iter()
+                .all(|t| t.from == Socket::TrunkRtp && t.to == trunk())
+        );
+        let hs: Vec<_> = packets
+            .iter()
+            .map(|t| RtpHeader::parse(&t.bytes).unwrap())
+            .collect();
+        assert!(hs.iter().all(|h| h.pt == 101 && h.ssrc == 0x7070_7070));
+        assert_eq!(packets[0].bytes[12], 7);
+        let seqs: Vec<u16> = hs.iter().map(|h| h.seq).collect();
+        assert_eq!(
+            seqs,
+            (2002..2009).collect::<Vec<_>>(),
+            "the event continues the audio stream"
+        );
+    }
+
+    #[test]
+    fn inactivity_ends_the_call_and_consent_expiry_stops_sending() {
+        let mut c = Call::new();
+        c.connect();
+        c.now += Duration::from_secs(25);
+        c.gw.handle_timeout(c.now);
+        c.drain();
+        assert!(
+            c.events
+                .iter()
+                .all(|e| !matches!(e, MediaEvent::Inactive(_) | MediaEvent::ConsentExpired))
+        );
+        // No consent checks for 30 s: we stop, and say so.
+        c.now += Duration::from_secs(6);
+        c.gw.handle_timeout(c.now);
+        c.drain();
+        assert!(c.events.contains(&MediaEvent::ConsentExpired));
+        assert!(
+            c.trunk_sends(
+                trunk(),
+                RtpHeader {
+                    marker: false,
+                    pt: 0,
+                    seq: 1,
+                    ts: 0,
+                    ssrc: 1
+                },
+                &[0; 160]
+            )
+            .is_none()
+        );
+
+        let mut c = Call::new();
+        c.connect();
+        // Keep consent alive with checks, but send no media: inactivity after 60 s.
+        for _ in 0..13 {
+            c.now += Duration::from_secs(5);
+            c.consent_check();
+            c.gw.handle_timeout(c.now);
+            c.drain();
+        }
+        assert!(
+            c.events
+                .iter()
+                .any(|e| matches!(e, MediaEvent::Inactive(d) if *d >= Duration::from_secs(60)))
+        );
+        assert!(!c.events.contains(&MediaEvent::ConsentExpired));
+    }
+
+    #[test]
+    fn garbage_on_either_port_is_counted_not_fatal() {
+        let mut c = Call::new();
+        c.connect();
+        let mut junk_lengths = 0;
+        for first in [0u8, 2, 19, 20, 63, 64, 127, 128, 191, 192, 255] {
+            for len in [0usize, 1, 11, 12, 20, 40, 200] {
+                let mut buf = vec![first; 1500];
+                c.gw.from_browser(c.now, c.browser.addr, &mut buf, len);
+                let mut buf = vec![first; 1500];
+                c.gw.from_trunk(c.now, trunk(), first >= 192, &mut buf, len);
+                junk_lengths += 1;
+            }
+        }
+        assert!(junk_lengths > 0);
+        // Still working afterwards.
+        assert!(c.browser_sends(0, &[0; 160]).is_some());
+    }
+}
