@@ -350,7 +350,7 @@ impl MediaSession {
                 if !was_nominated || nominated {
                     // We know where the browser is: a DTLS client may start.
                     if let Err(e) = self.dtls.start(now) {
-                        self.dtls_failed(e);
+                        self.dtls_failed(&e);
                     }
                     self.flush_dtls();
                 }
@@ -376,12 +376,12 @@ impl MediaSession {
                 }
             }
             Ok(false) => {}
-            Err(e) => self.dtls_failed(e),
+            Err(e) => self.dtls_failed(&e),
         }
         self.flush_dtls();
     }
 
-    fn dtls_failed(&mut self, e: DtlsError) {
+    fn dtls_failed(&mut self, e: &DtlsError) {
         if !self.ended {
             self.ended = true;
             self.events.push_back(MediaEvent::DtlsFailed(e.to_string()));
@@ -656,7 +656,7 @@ impl MediaSession {
             return;
         }
         if let Err(e) = self.dtls.handle_timeout(now) {
-            self.dtls_failed(e);
+            self.dtls_failed(&e);
         }
         self.flush_dtls();
         // Telephone-events toward the trunk.
