@@ -231,8 +231,9 @@ impl HashAlgorithm {
     }
 }
 
-/// A DTLS certificate fingerprint (`a=fingerprint`, RFC 8122).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A DTLS certificate fingerprint (`a=fingerprint`, RFC 8122). `Debug` and `Display` print it as
+/// written in SDP.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
     /// The hash function.
     pub algorithm: HashAlgorithm,
@@ -249,6 +250,12 @@ impl fmt::Display for Fingerprint {
             write!(f, "{sep}{b:02X}")?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
     }
 }
 
