@@ -252,7 +252,8 @@ fn parse_conn(n: usize, value: &str) -> Result<Conn<'_>, SdpError> {
     let addr = match (*addr_type, addr.parse::<IpAddr>()) {
         ("IP4", Ok(ip @ IpAddr::V4(_))) | ("IP6", Ok(ip @ IpAddr::V6(_))) => ConnAddr::Ip(ip),
         ("IP4" | "IP6", Ok(_)) => return Err(malformed(n, "c= address does not match its type")),
-        ("IP4" | "IP6", Err(_)) if is_token(addr) || addr.contains('/') => ConnAddr::Unusable(addr),
+        // A multicast group (`/ttl`) or a host name (letters, digits, `-` and `.`, some letter).
+        ("IP4" | "IP6", Err(_)) if is_group(addr) || is_host_name(addr) => ConnAddr::Unusable(addr),
         _ => return Err(malformed(n, "c= must be `IN IP4|IP6 <address>`")),
     };
     Ok(Conn { addr })
@@ -268,6 +269,19 @@ fn parse_attr(n: usize, value: &str) -> Result<Attr<'_>, SdpError> {
         return Err(malformed(n, "a= attribute name is not a token"));
     }
     Ok(Attr { line: n, name, value })
+}
+
+fn is_group(addr: &str) -> bool {
+    addr.split_once('/').is_some_and(|(ip, rest)| {
+        ip.parse::<IpAddr>().is_ok() && rest.split('/').all(|n| parse_u16(n).is_some())
+    })
+}
+
+fn is_host_name(addr: &str) -> bool {
+    addr.bytes().any(|b| b.is_ascii_alphabetic())
+        && addr
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 /// RFC 8866 §9 `token`.
@@ -362,6 +376,9 @@ mod tests {
             6
         );
         assert_eq!(err_line(&format!("{HEAD}c=IN\r\n")).0, 5);
+        assert_eq!(err_line(&format!("{HEAD}c=IN IP4 192.0.2\r\n")).0, 5);
+        assert_eq!(err_line(&format!("{HEAD}c=IN IP6 2001:db8::x\r\n")).0, 5);
+        assert_eq!(err_line(&format!("{HEAD}c=IN IP4 233.252.0.1/x\r\n")).0, 5);
         assert_eq!(err_line(&format!("{HEAD}a=\r\n")).0, 5);
         assert_eq!(err_line(&format!("{HEAD}a=x y\r\n")).0, 5);
         assert_eq!(err_line(&format!("{HEAD}\r\na=x\r\n")).0, 5);

@@ -304,10 +304,13 @@ impl SdpSession {
     /// The trunk's answer to the offer made by [`SdpSession::browser_offer`] → the answer to send to
     /// the browser, and the media plan. After an error the exchange is over (the previous plan stays).
     pub fn trunk_answer(&mut self, sdp: &[u8]) -> Result<(Vec<u8>, MediaPlan), SdpError> {
-        let Pending::BrowserOffered(p) = std::mem::take(&mut self.pending) else {
-            return Err(self.out_of_order("trunk_answer"));
+        let p = match std::mem::take(&mut self.pending) {
+            Pending::BrowserOffered(p) => *p,
+            other => {
+                self.pending = other;
+                return Err(self.out_of_order("trunk_answer"));
+            }
         };
-        let p = *p;
         let parsed = Sdp::parse(sdp)?;
         let audio_index = p.trunk_layout.1;
         let answer_m = answer_audio(&parsed, p.trunk_layout.0.len(), audio_index)?;
@@ -554,10 +557,13 @@ impl SdpSession {
     /// The browser's answer to the offer made by [`SdpSession::trunk_offer`] → the answer to send to
     /// the trunk, and the media plan. After an error the exchange is over (the previous plan stays).
     pub fn browser_answer(&mut self, sdp: &[u8]) -> Result<(Vec<u8>, MediaPlan), SdpError> {
-        let Pending::TrunkOffered(p) = std::mem::take(&mut self.pending) else {
-            return Err(self.out_of_order("browser_answer"));
+        let p = match std::mem::take(&mut self.pending) {
+            Pending::TrunkOffered(p) => *p,
+            other => {
+                self.pending = other;
+                return Err(self.out_of_order("browser_answer"));
+            }
         };
-        let p = *p;
         let parsed = Sdp::parse(sdp)?;
         let audio_index = p.browser_layout.1;
         let answer_m = answer_audio(&parsed, p.browser_layout.0.len(), audio_index)?;
