@@ -13,6 +13,8 @@ use crate::parse::{Attr, ConnAddr, Media, Sdp, is_token, parse_u16, parse_u32};
 
 /// The most candidates kept from one m-line.
 const MAX_CANDIDATES: usize = 32;
+/// The longest `a=fmtp` parameters we copy across (opus's are ≈ 60 bytes).
+const MAX_FMTP_BYTES: usize = 512;
 
 /// The transport profile of an m-line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,8 +237,11 @@ fn read_formats(m: &Media<'_>) -> Result<Vec<Format>, SdpError> {
             return Err(malformed(a.line, format!("second a=fmtp for payload type {pt}")));
         }
         with_fmtp |= bit;
-        if params.is_empty() {
-            return Err(malformed(a.line, "a=fmtp without parameters"));
+        if params.is_empty() || params.len() > MAX_FMTP_BYTES {
+            return Err(malformed(
+                a.line,
+                format!("a=fmtp parameters must be 1-{MAX_FMTP_BYTES} bytes"),
+            ));
         }
         if let Some(f) = formats.iter_mut().find(|f| f.pt == pt) {
             f.fmtp = Some(params.to_owned());
