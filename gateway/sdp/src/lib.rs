@@ -77,6 +77,8 @@
 //! exactly the attributes the gateway interprets; attributes it does not use are never interpreted.
 
 #![forbid(unsafe_code)]
+// The API is what the media and call cores build on: every public item says what it is.
+#![deny(missing_docs)]
 // Readers walk untrusted text: every index must be checked, so no SDP can cause a panic.
 // (Tests may index: a panic there is a failed assertion.)
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]

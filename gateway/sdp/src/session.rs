@@ -1,5 +1,6 @@
 //! [`SdpSession`]: one call's offer/answer state on both legs.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
@@ -22,8 +23,8 @@ const UNASSIGNED: RangeInclusive<u8> = 35..=63;
 
 /// One call's SDP state: the `o=` version and m-line layout of each leg, the payload-type numbers
 /// each leg uses, our DTLS role once chosen, and the offer in flight. See the crate doc for the
-/// four entry points.
-#[derive(Debug, Clone)]
+/// four entry points. `Debug` shows no credential or key.
+#[derive(Clone)]
 pub struct SdpSession {
     local: LocalMedia,
     policy: CodecPolicy,
@@ -34,6 +35,19 @@ pub struct SdpSession {
     /// The browser's ICE credentials and fingerprint of the last completed exchange.
     remote: Option<(String, String, Fingerprint)>,
     pending: Pending,
+}
+
+impl fmt::Debug for SdpSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SdpSession")
+            .field("local", &self.local)
+            .field("policy", &self.policy)
+            .field("browser_version", &self.browser.version)
+            .field("trunk_version", &self.trunk.version)
+            .field("dtls_role", &self.dtls_role)
+            .field("pending", &self.pending.describe())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What we remember of one leg.
@@ -914,7 +928,10 @@ fn intersect(peer: Direction, ours: Direction) -> Direction {
 fn trunk_plan(sdp: &Audio, rtcp_mux: bool, direction: Direction, sdes: Option<SdesPlan>) -> TrunkPlan {
     let rtp = (sdp.port != 0 && !sdp.addr.is_unspecified()).then(|| SocketAddr::new(sdp.addr, sdp.port));
     let rtcp = rtp.and_then(|rtp| match sdp.rtcp {
-        Some((port, addr)) => Some(SocketAddr::new(addr.unwrap_or(sdp.addr), port)),
+        Some((port, addr)) => Some(SocketAddr::new(
+            addr.filter(|a| !a.is_unspecified()).unwrap_or(sdp.addr),
+            port,
+        )),
         None if rtcp_mux => Some(rtp),
         None => rtp
             .port()
@@ -928,5 +945,64 @@ fn trunk_plan(sdp: &Audio, rtcp_mux: bool, direction: Direction, sdes: Option<Sd
         ptime_ms: sdp.ptime,
         direction,
         sdes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_found_even_when_the_peer_used_them_all() {
+        let book = PtBook {
+            known: Vec::new(),
+            used: u128::MAX,
+        };
+        let wants = [
+            Payload::Codec(Codec::Opus),
+            Payload::Event(8000),
+            Payload::Event(48_000),
+        ];
+        let got = book.assign(&wants, |_| Some(70), browser_valid, &[DYNAMIC, UNASSIGNED]);
+        assert_eq!(got, vec![(wants[0], 96), (wants[1], 97), (wants[2], 98)]);
+    }
+
+    #[test]
+    fn a_known_number_is_kept_and_never_reused_for_another_payload() {
+        let mut book = PtBook::default();
+        book.learn(Payload::Event(8000), 126);
+        book.learn(Payload::Codec(Codec::Opus), 96);
+        let wants = [Payload::Event(8000), Payload::Event(48_000)];
+        // The suggestion 96 belongs to opus on this leg: the 48 kHz events get the next free number.
+        let got = book.assign(&wants, |_| Some(96), browser_valid, &[DYNAMIC]);
+        assert_eq!(got, vec![(wants[0], 126), (wants[1], 97)]);
+        // Learning a new number for a payload forgets the old one.
+        book.learn(Payload::Event(8000), 101);
+        assert_eq!(book.get(Payload::Event(8000)), Some(101));
+        assert_eq!(book.known.len(), 2);
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let local = LocalMedia {
+            browser_addr: "192.0.2.1:40000".parse().unwrap(),
+            trunk_addr: "192.0.2.2:30000".parse().unwrap(),
+            ice_ufrag: "gwUf".into(),
+            ice_pwd: "secret-ice-password-0123".into(),
+            fingerprint: Fingerprint {
+                algorithm: crate::HashAlgorithm::Sha256,
+                value: vec![1; 32],
+            },
+            session_id: 1,
+            sdes_key: Some(*b"secret-sdes-key-secret-sdes-ke"),
+        };
+        let policy = CodecPolicy {
+            codecs: vec![Codec::Pcmu],
+            ptime_ms: 20,
+            telephone_event: true,
+            trunk_srtp: TrunkSrtp::Sdes,
+        };
+        let text = format!("{:?}", SdpSession::new(local, policy));
+        assert!(!text.contains("secret"), "{text}");
     }
 }
