@@ -45,6 +45,10 @@
 //!   `passive` makes us the client; in our own offers we say `actpass` until a role is chosen, then
 //!   that role, on every later SDP (RFC 8842 §5.5).
 //!
+//! Checked against a real Chromium 156 (headless, `RTCPeerConnection`): it accepted our answers (with
+//! and without a rejected video m-line), our offer, and our hold re-offer keeping `a=setup:passive`,
+//! and its `track` events carried a stream. The SDPs it sent are the `chrome156_captured_*` fixtures.
+//!
 //! # Directions and hold
 //! A [`Direction`] is always from the point of view of the SDP's writer. The direction we write
 //! toward one leg is the one the other leg wrote (a browser `a=sendonly` hold becomes our

@@ -388,3 +388,36 @@ fn a_video_m_line_is_rejected_in_place_and_kept_in_later_offers() {
         ]
     );
 }
+
+/// SDPs captured from a real Chromium 156 (headless, `RTCPeerConnection` with one audio transceiver),
+/// addresses moved to documentation ranges: the captured offer gives the same trunk offer as the
+/// reconstructed one, and the captured answer (to our offer, which Chromium accepted) gives a
+/// recvonly trunk answer (the transceiver had no track to send).
+#[test]
+fn chrome156_captured() {
+    let mut s = session();
+    let trunk_offer = s.browser_offer(&fixture("chrome156_captured_offer.sdp")).unwrap();
+    golden("expected/chrome156.trunk_offer.sdp", &trunk_offer);
+    let (_, plan) = s.trunk_answer(&fixture("asterisk_answer_pcmu.sdp")).unwrap();
+    assert_eq!(
+        plan.browser.remote_candidates,
+        vec![
+            "198.51.100.30:56387".parse().unwrap(),
+            "[2001:db8::30]:38581".parse().unwrap()
+        ]
+    );
+
+    let mut s = session();
+    let browser_offer = s.trunk_offer(&fixture("pbx_offer.sdp")).unwrap();
+    golden("expected/pbx.browser_offer.sdp", &browser_offer);
+    let (trunk_answer, plan) = s
+        .browser_answer(&fixture("chrome156_captured_answer.sdp"))
+        .unwrap();
+    golden("expected/captured.trunk_answer.sdp", &trunk_answer);
+    toward_trunk(&trunk_answer);
+    assert_eq!(plan.browser.dtls_role, DtlsRole::Server);
+    assert_eq!(
+        (plan.browser.direction, plan.trunk.direction),
+        (Direction::RecvOnly, Direction::SendOnly)
+    );
+}
