@@ -77,8 +77,9 @@
 //! no bound on line length or m-line count (100,000 m-lines parse), and it pulls `url` (with ICU),
 //! `rand`, `getrandom` and `nix` into a core that must not read randomness or the clock (its JSEP
 //! constructor reads `SystemTime::now`). Every attribute we use would still need a strict reader of
-//! our own. This crate's reader is ≈250 lines: the RFC 8866 line grammar, then typed readers for
-//! exactly the attributes the gateway interprets; attributes it does not use are never interpreted.
+//! our own. This crate's reader is ≈800 lines without tests: the RFC 8866 line grammar (`parse`),
+//! then typed readers (`read`) for exactly the attributes the gateway interprets; attributes it does
+//! not use are never interpreted.
 
 #![forbid(unsafe_code)]
 // The API is what the media and call cores build on: every public item says what it is.
