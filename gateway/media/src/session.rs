@@ -462,22 +462,7 @@ impl MediaSession {
     }
 
     fn browser_rtcp(&mut self, buf: &mut [u8], len: usize) -> Forward {
-        let Some(sender) = buf
-            .get(4..8)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        else {
-            return Forward::Done;
-        };
-        let to_trunk = &self.to_trunk;
-        let n = translate_rtcp(
-            buf,
-            len,
-            sender,
-            to_trunk.ssrc(),
-            Some(self.to_browser.ssrc()),
-            self.to_browser.source().unwrap_or(0),
-            |ts| to_trunk.map_ts(ts),
-        );
+        let n = translate_between(buf, len, &self.to_trunk, &self.to_browser);
         let target = if self.neg.trunk_rtcp_mux {
             self.trunk_rtp_target().map(|t| (Socket::TrunkRtp, t))
         } else {
@@ -562,22 +547,7 @@ impl MediaSession {
             return Forward::Done;
         };
         if rtcp {
-            let Some(sender) = buf
-                .get(4..8)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            else {
-                return Forward::Done;
-            };
-            let to_browser = &self.to_browser;
-            let n = translate_rtcp(
-                buf,
-                plain,
-                sender,
-                to_browser.ssrc(),
-                Some(self.to_trunk.ssrc()),
-                self.to_trunk.source().unwrap_or(0),
-                |ts| to_browser.map_ts(ts),
-            );
+            let n = translate_between(buf, plain, &self.to_browser, &self.to_trunk);
             if n == 0 {
                 return Forward::Done;
             }
@@ -713,6 +683,27 @@ impl MediaSession {
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
     }
+}
+
+/// Translates an RTCP compound from one leg for the other: its sender becomes our stream `out`'s SSRC
+/// (SR timestamps moved onto that stream's line), and its reports about `back` — our stream toward the
+/// sender — name the source `back` carries instead. Returns the new length (0: nothing to send).
+fn translate_between(buf: &mut [u8], len: usize, out: &Rewriter, back: &Rewriter) -> usize {
+    let Some(sender) = buf
+        .get(4..8)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    else {
+        return 0;
+    };
+    translate_rtcp(
+        buf,
+        len,
+        sender,
+        out.ssrc(),
+        Some(back.ssrc()),
+        back.source().unwrap_or(0),
+        |ts| out.map_ts(ts),
+    )
 }
 
 fn sdes_contexts(sdes: Option<&(Profile, Vec<u8>, Vec<u8>)>) -> (Option<SrtpContext>, Option<SrtpContext>) {
