@@ -718,7 +718,7 @@ fn sdes_contexts(sdes: Option<&(Profile, Vec<u8>, Vec<u8>)>) -> (Option<SrtpCont
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{dimpl_peer, stun_request};
+    use crate::testkit::{dimpl_peer, dtls_handshake, stun_request};
 
     const BROWSER: &str = "192.0.2.10:50000";
     const TRUNK: &str = "198.51.100.20:4000";
@@ -808,45 +808,11 @@ mod tests {
             let t = self.drain();
             assert_eq!(t.len(), 1, "one STUN response");
             assert!(self.events.contains(&MediaEvent::IceConnected(self.browser.addr)));
-            for _ in 0..20 {
-                self.browser.dtls.handle_timeout(self.now).unwrap();
-                let mut to_gw = Vec::new();
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match self.browser.dtls.poll_output(&mut buf) {
-                        dimpl::Output::Packet(p) => to_gw.push(p.to_vec()),
-                        dimpl::Output::Timeout(_) => break,
-                        dimpl::Output::KeyingMaterial(k, profile) => {
-                            let profile = match profile {
-                                dimpl::SrtpProfile::AEAD_AES_128_GCM => Profile::AeadAes128Gcm,
-                                _ => Profile::Aes128CmHmacSha1_80,
-                            };
-                            let (kl, sl) = (profile.key_len(), profile.salt_len());
-                            let (ck, sk) = (&k[..kl], &k[kl..2 * kl]);
-                            let (cs, ss) = (&k[2 * kl..2 * kl + sl], &k[2 * kl + sl..2 * (kl + sl)]);
-                            self.browser.tx = SrtpContext::new(profile, ck, cs);
-                            self.browser.rx = SrtpContext::new(profile, sk, ss);
-                        }
-                        _ => {}
-                    }
-                }
-                for mut p in to_gw {
-                    let n = p.len();
-                    p.resize(1500, 0);
-                    assert_eq!(
-                        self.gw.from_browser(self.now, self.browser.addr, &mut p, n),
-                        Forward::Done
-                    );
-                }
-                for t in self.drain() {
-                    assert_eq!((t.from, t.to), (Socket::Browser, self.browser.addr));
-                    self.browser.dtls.handle_packet(&t.bytes).unwrap();
-                }
-                if self.gw.is_secure() && self.browser.tx.is_some() {
-                    return;
-                }
-            }
-            panic!("DTLS did not complete");
+            let ((tx, rx), events) =
+                dtls_handshake(&mut self.gw, self.now, self.browser.addr, &mut self.browser.dtls);
+            self.events.extend(events);
+            self.browser.tx = Some(tx);
+            self.browser.rx = Some(rx);
         }
 
         fn consent_check(&mut self) {

@@ -1,8 +1,13 @@
 //! Independent peers for tests: a browser's STUN checks built with webrtc-rs's `rtc-stun`, and a
-//! browser's DTLS with str0m's `dimpl`.
+//! browser's DTLS with str0m's `dimpl`. The relay benchmark includes this file too (`#[path]`), so it
+//! names the crate `edge_media` rather than `crate`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+
+use edge_media::session::{Forward, MediaEvent, MediaSession, Socket};
+use edge_media::srtp::{Profile, SrtpContext};
 
 use rtc_stun::attributes::{ATTR_USE_CANDIDATE as RTC_USE_CANDIDATE, ATTR_USERNAME as RTC_USERNAME};
 use rtc_stun::fingerprint::FINGERPRINT;
@@ -59,4 +64,58 @@ pub(crate) fn dimpl_peer(active: bool, now: Instant) -> (dimpl::Dtls, Vec<u8>) {
     );
     dtls.set_active(active);
     (dtls, fingerprint)
+}
+
+/// Runs the DTLS handshake between the gateway's session and the browser's `dimpl` (datagrams from
+/// `from`) until both sides hold SRTP keys. Returns the browser's (tx, rx) SRTP contexts and the
+/// events the session raised on the way. Panics if it does not complete within 20 rounds.
+pub(crate) fn dtls_handshake(
+    gw: &mut MediaSession,
+    now: Instant,
+    from: SocketAddr,
+    dtls: &mut dimpl::Dtls,
+) -> ((SrtpContext, SrtpContext), Vec<MediaEvent>) {
+    let mut keys = None;
+    let mut events = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..20 {
+        dtls.handle_timeout(now).unwrap();
+        let mut to_gw = Vec::new();
+        loop {
+            match dtls.poll_output(&mut buf) {
+                dimpl::Output::Packet(p) => to_gw.push(p.to_vec()),
+                dimpl::Output::Timeout(_) => break,
+                dimpl::Output::KeyingMaterial(k, profile) => {
+                    let profile = match profile {
+                        dimpl::SrtpProfile::AEAD_AES_128_GCM => Profile::AeadAes128Gcm,
+                        _ => Profile::Aes128CmHmacSha1_80,
+                    };
+                    let (kl, sl) = (profile.key_len(), profile.salt_len());
+                    let (ck, sk) = (&k[..kl], &k[kl..2 * kl]);
+                    let (cs, ss) = (&k[2 * kl..2 * kl + sl], &k[2 * kl + sl..2 * (kl + sl)]);
+                    keys = Some((
+                        SrtpContext::new(profile, ck, cs).unwrap(),
+                        SrtpContext::new(profile, sk, ss).unwrap(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        for mut p in to_gw {
+            let n = p.len();
+            p.resize(1500, 0);
+            assert_eq!(gw.from_browser(now, from, &mut p, n), Forward::Done);
+        }
+        events.extend(std::iter::from_fn(|| gw.poll_event()));
+        while let Some(t) = gw.poll_transmit() {
+            assert_eq!((t.from, t.to), (Socket::Browser, from));
+            dtls.handle_packet(&t.bytes).unwrap();
+        }
+        if gw.is_secure()
+            && let Some(keys) = keys.take()
+        {
+            return (keys, events);
+        }
+    }
+    panic!("DTLS did not complete");
 }
