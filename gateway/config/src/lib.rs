@@ -38,6 +38,191 @@ pub struct Config {
     pub log: LogConfig,
     /// SIP signalling.
     pub sip: SipConfig,
+    /// The media plane: addresses, ports, codecs, timeouts.
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+/// `[media]`: where call media is anchored and what it may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The browser side: one port per call (ICE, DTLS-SRTP, RTP and RTCP muxed).
+    #[serde(default)]
+    pub browser: MediaSide,
+    /// The trunk side: an even RTP port and the RTCP port above it per call.
+    #[serde(default)]
+    pub trunk: MediaSide,
+    /// Lowest UDP port for media (even, at least 1024).
+    #[serde(default = "MediaConfig::default_port_min")]
+    pub port_min: u16,
+    /// Highest UDP port for media (inclusive).
+    #[serde(default = "MediaConfig::default_port_max")]
+    pub port_max: u16,
+    /// Codecs allowed, most preferred first; the legs must share one (no transcoding).
+    #[serde(default = "MediaConfig::default_codecs")]
+    pub codecs: Vec<CodecName>,
+    /// Packetisation time we ask of the trunk, 10-60 ms in steps of 10.
+    #[serde(default = "MediaConfig::default_ptime")]
+    pub ptime_ms: u32,
+    /// Offer and accept RFC 4733 telephone-event (DTMF) toward the trunk.
+    #[serde(default = "yes")]
+    pub telephone_event: bool,
+    /// SRTP on the trunk leg.
+    #[serde(default)]
+    pub trunk_srtp: TrunkSrtp,
+    /// No RTP either way for this many seconds ends the call on both legs (0: never).
+    #[serde(default = "MediaConfig::default_inactivity")]
+    pub inactivity_timeout_s: u32,
+    /// The same while the call is on hold (0: never).
+    #[serde(default = "MediaConfig::default_hold")]
+    pub hold_timeout_s: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl MediaConfig {
+    fn default_port_min() -> u16 {
+        20_000
+    }
+    fn default_port_max() -> u16 {
+        39_999
+    }
+    fn default_codecs() -> Vec<CodecName> {
+        vec![CodecName::Opus, CodecName::Pcmu, CodecName::Pcma, CodecName::G722]
+    }
+    fn default_ptime() -> u32 {
+        20
+    }
+    fn default_inactivity() -> u32 {
+        60
+    }
+    fn default_hold() -> u32 {
+        7200
+    }
+
+    /// How many calls the port range holds (four ports each: browser, trunk RTP + RTCP, and the
+    /// browser port's pair is skipped to keep trunk RTP ports even).
+    pub fn max_calls(&self) -> usize {
+        (usize::from(self.port_max) + 1).saturating_sub(usize::from(self.port_min)) / 4
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            browser: MediaSide::default(),
+            trunk: MediaSide::default(),
+            port_min: Self::default_port_min(),
+            port_max: Self::default_port_max(),
+            codecs: Self::default_codecs(),
+            ptime_ms: Self::default_ptime(),
+            telephone_event: true,
+            trunk_srtp: TrunkSrtp::default(),
+            inactivity_timeout_s: Self::default_inactivity(),
+            hold_timeout_s: Self::default_hold(),
+        }
+    }
+}
+
+/// `[media.browser]` / `[media.trunk]`: the local address media binds to on that side, and the one
+/// written into SDP when they differ (a 1:1 NAT in front of the box).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSide {
+    /// IP to bind (`0.0.0.0` or `::` for every interface: then `advertised_address` is required).
+    #[serde(default = "MediaSide::default_address")]
+    pub address: IpAddr,
+    /// IP the peer is told to send to (SDP `c=` and ICE candidates). Default: `address`.
+    #[serde(default)]
+    pub advertised_address: Option<IpAddr>,
+}
+
+impl MediaSide {
+    fn default_address() -> IpAddr {
+        IpAddr::from([127, 0, 0, 1])
+    }
+
+    /// The address written into SDP.
+    pub fn advertised(&self) -> IpAddr {
+        self.advertised_address.unwrap_or(self.address)
+    }
+}
+
+impl Default for MediaSide {
+    fn default() -> Self {
+        Self {
+            address: Self::default_address(),
+            advertised_address: None,
+        }
+    }
+}
+
+/// A codec the gateway can bridge without transcoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum CodecName {
+    /// Opus, 48 kHz.
+    Opus,
+    /// G.722, 16 kHz audio (8000 in SDP).
+    G722,
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl CodecName {
+    const ALL: [Self; 4] = [Self::Opus, Self::G722, Self::Pcmu, Self::Pcma];
+
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opus => "opus",
+            Self::G722 => "g722",
+            Self::Pcmu => "pcmu",
+            Self::Pcma => "pcma",
+        }
+    }
+}
+
+impl TryFrom<String> for CodecName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        one_of(&s, &Self::ALL, |t| t.as_str())
+    }
+}
+
+/// SRTP on the trunk leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum TrunkSrtp {
+    /// Plain RTP/AVP (what most PBXs and trunks speak).
+    #[default]
+    Off,
+    /// RTP/SAVP keyed by SDES `a=crypto` (RFC 4568): only over a TLS trunk, or the keys go in clear.
+    Sdes,
+}
+
+impl TrunkSrtp {
+    const ALL: [Self; 2] = [Self::Off, Self::Sdes];
+
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Sdes => "sdes",
+        }
+    }
+}
+
+impl TryFrom<String> for TrunkSrtp {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        one_of(&s, &Self::ALL, |t| t.as_str())
+    }
 }
 
 /// `[log]`
@@ -588,6 +773,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_media()?;
         for (i, l) in self.sip.listen.iter().enumerate() {
             if l.transport.needs_certificate() && self.sip.tls.is_none() {
                 let mut path = listen_path();
@@ -618,6 +804,100 @@ impl Config {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_media(&self) -> Result<(), (Vec<Seg>, String)> {
+        let m = &self.media;
+        let key = |k: &[&str]| {
+            let mut p = vec![Seg::Key("media".into())];
+            p.extend(k.iter().map(|k| Seg::Key((*k).into())));
+            p
+        };
+        if m.port_min < 1024 || m.port_min % 2 != 0 {
+            return Err((
+                key(&["port_min"]),
+                format!(
+                    "must be even and at least 1024 (RTP ports are even), got {}",
+                    m.port_min
+                ),
+            ));
+        }
+        if m.max_calls() == 0 {
+            return Err((
+                key(&["port_max"]),
+                format!(
+                    "the range {}-{} holds no call: each call needs four ports",
+                    m.port_min, m.port_max
+                ),
+            ));
+        }
+        if self
+            .sip
+            .listen
+            .iter()
+            .any(|l| (m.port_min..=m.port_max).contains(&l.port.get()))
+        {
+            return Err((
+                key(&["port_min"]),
+                "the media port range overlaps a sip.listen port".into(),
+            ));
+        }
+        if m.codecs.is_empty() {
+            return Err((key(&["codecs"]), "at least one codec is required".into()));
+        }
+        if let Some((i, c)) = m
+            .codecs
+            .iter()
+            .enumerate()
+            .find(|(i, c)| m.codecs.get(..*i).is_some_and(|e| e.contains(c)))
+        {
+            let mut p = key(&["codecs"]);
+            p.push(Seg::Index(i));
+            return Err((p, format!("\"{}\" is listed twice", c.as_str())));
+        }
+        if !(10..=60).contains(&m.ptime_ms) || m.ptime_ms % 10 != 0 {
+            return Err((
+                key(&["ptime_ms"]),
+                format!("must be 10, 20, 30, 40, 50 or 60, got {}", m.ptime_ms),
+            ));
+        }
+        for side in ["browser", "trunk"] {
+            let s = if side == "browser" { &m.browser } else { &m.trunk };
+            if s.advertised().is_unspecified() {
+                return Err((
+                    key(&[side, "advertised_address"]),
+                    format!(
+                        "media bound to {} needs advertised_address: the peer must be told one address to send to",
+                        s.address
+                    ),
+                ));
+            }
+        }
+        if m.inactivity_timeout_s != 0 && m.inactivity_timeout_s < 5 {
+            return Err((
+                key(&["inactivity_timeout_s"]),
+                format!(
+                    "must be 0 (never) or at least 5 s, got {}",
+                    m.inactivity_timeout_s
+                ),
+            ));
+        }
+        if m.trunk_srtp == TrunkSrtp::Sdes
+            && self
+                .sip
+                .trunk
+                .as_ref()
+                .is_some_and(|t| t.transport != Transport::Tls)
+        {
+            return Err((
+                key(&["trunk_srtp"]),
+                "SDES keys travel in the SDP: \"sdes\" needs a tls trunk, or anyone on the path reads them"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -658,6 +938,89 @@ mod tests {
     }
 
     #[test]
+    fn embedded_default_media_and_minimal_config_agree() {
+        let c = Config::embedded_default();
+        assert_eq!(c.media, Config::parse(GOOD, "x").unwrap().media);
+        assert_eq!(c.media.max_calls(), 5000);
+        assert_eq!(c.media.browser.advertised(), IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(
+            c.media.codecs,
+            [CodecName::Opus, CodecName::Pcmu, CodecName::Pcma, CodecName::G722]
+        );
+        assert_eq!(c.media.trunk_srtp, TrunkSrtp::Off);
+    }
+
+    #[test]
+    fn media_section_is_read_and_checked() {
+        let ok = format!(
+            "{GOOD}[media]\nport_min = 40000\nport_max = 40099\ncodecs = [\"pcma\"]\nptime_ms = 30\n\
+             inactivity_timeout_s = 0\n[media.browser]\naddress = \"0.0.0.0\"\nadvertised_address = \"203.0.113.7\"\n"
+        );
+        let c = Config::parse(&ok, "x").unwrap();
+        assert_eq!(c.media.max_calls(), 25);
+        assert_eq!(c.media.codecs, [CodecName::Pcma]);
+        assert_eq!(c.media.browser.advertised(), IpAddr::from([203, 0, 113, 7]));
+        assert_eq!(c.media.trunk.advertised(), IpAddr::from([127, 0, 0, 1]));
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("[media]\nport_min = 20001\n", "media.port_min", 7, "even"),
+            ("[media]\nport_min = 80\n", "media.port_min", 7, "at least 1024"),
+            (
+                "[media]\nport_min = 20000\nport_max = 20002\n",
+                "media.port_max",
+                8,
+                "four ports",
+            ),
+            (
+                "[media]\nport_min = 5000\nport_max = 6000\n",
+                "media.port_min",
+                7,
+                "overlaps",
+            ),
+            ("[media]\ncodecs = []\n", "media.codecs", 7, "at least one"),
+            (
+                "[media]\ncodecs = [\"pcmu\", \"gsm\"]\n",
+                "media.codecs[1]",
+                7,
+                "gsm",
+            ),
+            (
+                "[media]\ncodecs = [\"pcmu\",\n \"pcmu\"]\n",
+                "media.codecs[1]",
+                8,
+                "twice",
+            ),
+            ("[media]\nptime_ms = 25\n", "media.ptime_ms", 7, "20, 30"),
+            ("[media]\ntrunk_srtp = \"dtls\"\n", "media.trunk_srtp", 7, "sdes"),
+            (
+                "[media]\ninactivity_timeout_s = 2\n",
+                "media.inactivity_timeout_s",
+                7,
+                "at least 5",
+            ),
+            (
+                "[media.trunk]\naddress = \"::\"\n",
+                "media.trunk.advertised_address",
+                6,
+                "advertised_address",
+            ),
+            ("[media]\nrtp_port = 4\n", "media.rtp_port", 7, "unknown field"),
+            (
+                "[sip.trunk]\naddress = \"10.0.0.1\"\nport = 5060\ntransport = \"udp\"\n[media]\ntrunk_srtp = \"sdes\"\n",
+                "media.trunk_srtp",
+                11,
+                "tls trunk",
+            ),
+        ];
+        for (extra, key, line, what) in cases {
+            let e = err(&format!("{GOOD}{extra}"));
+            assert_eq!(e.key(), Some(*key), "{extra}: {e}");
+            assert_eq!(e.line(), Some(*line), "{extra}: {e}");
+            assert!(e.to_string().contains(what), "{extra}: {e}");
+            assert!(e.to_string().starts_with("test.toml:"), "{e}");
+        }
+    }
+
+    #[test]
     fn same_port_on_udp_and_tcp_is_not_a_duplicate() {
         let text =
             format!("{GOOD}[[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = 5060\n");
@@ -682,8 +1045,8 @@ mod tests {
 
     #[test]
     fn unknown_top_level_section() {
-        let e = err(&format!("{GOOD}[media]\nports = 1\n"));
-        assert_eq!(e.key(), Some("media"), "{e}");
+        let e = err(&format!("{GOOD}[webui]\nports = 1\n"));
+        assert_eq!(e.key(), Some("webui"), "{e}");
         assert_eq!(e.line(), Some(6), "{e}");
     }
 
