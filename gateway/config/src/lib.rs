@@ -85,10 +85,10 @@ fn yes() -> bool {
 
 impl MediaConfig {
     fn default_port_min() -> u16 {
-        20_000
+        16_384
     }
     fn default_port_max() -> u16 {
-        39_999
+        32_767
     }
     fn default_codecs() -> Vec<CodecName> {
         vec![CodecName::Opus, CodecName::Pcmu, CodecName::Pcma, CodecName::G722]
@@ -817,7 +817,7 @@ impl Config {
             p.extend(k.iter().map(|k| Seg::Key((*k).into())));
             p
         };
-        if m.port_min < 1024 || m.port_min % 2 != 0 {
+        if m.port_min < 1024 || !m.port_min.is_multiple_of(2) {
             return Err((
                 key(&["port_min"]),
                 format!(
@@ -859,7 +859,7 @@ impl Config {
             p.push(Seg::Index(i));
             return Err((p, format!("\"{}\" is listed twice", c.as_str())));
         }
-        if !(10..=60).contains(&m.ptime_ms) || m.ptime_ms % 10 != 0 {
+        if !(10..=60).contains(&m.ptime_ms) || !m.ptime_ms.is_multiple_of(10) {
             return Err((
                 key(&["ptime_ms"]),
                 format!("must be 10, 20, 30, 40, 50 or 60, got {}", m.ptime_ms),
@@ -941,7 +941,7 @@ mod tests {
     fn embedded_default_media_and_minimal_config_agree() {
         let c = Config::embedded_default();
         assert_eq!(c.media, Config::parse(GOOD, "x").unwrap().media);
-        assert_eq!(c.media.max_calls(), 5000);
+        assert_eq!(c.media.max_calls(), 4096);
         assert_eq!(c.media.browser.advertised(), IpAddr::from([127, 0, 0, 1]));
         assert_eq!(
             c.media.codecs,
