@@ -3,8 +3,11 @@
 //!
 //! Leg B is a new dialog: its own Call-ID, tags, Via and Contact, so nothing of one side's topology
 //! reaches the other (no Via, Record-Route, Contact or Call-ID crosses). What crosses: the identities
-//! (From/To URIs), the request-URI user, the body (SDP, passed through until the media plane anchors it)
-//! and status codes, mapped where a code means something else on the other leg.
+//! (From/To URIs), the request-URI user, status codes (mapped where a code means something else on the
+//! other leg), and session descriptions, each of which crosses the media plane ([`MediaAnchor`]: offers
+//! and answers in INVITE, 18x, 2xx, ACK, re-INVITE and UPDATE, both ways) so that media is anchored on
+//! the gateway; an offer it refuses gets its status (488) and goes no further. INFO DTMF goes to the
+//! media plane as telephone-events; the media plane ends calls through [`B2bua::media_failed`].
 //!
 //! Implemented: INVITE with or without SDP (late offer: the ACK carries the answer), provisional
 //! responses and early media (183 relayed without `Require: 100rel`), 2xx with the A-leg 2xx
@@ -27,6 +30,91 @@ use crate::message::{HeaderName, Message, Method, StartLine, header_param};
 use crate::transaction::{MAGIC_COOKIE, Route, TimerConfig, TransactionLayer, TxId, response_for};
 use crate::transport::Transport;
 use crate::uri::SipUri;
+
+/// What kind of peer a leg talks to: the media plane treats the two differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// A browser (SIP over WebSocket): ICE + DTLS-SRTP media.
+    Browser,
+    /// A trunk, PBX or phone (SIP over UDP/TCP/TLS): RTP/AVP media.
+    Trunk,
+}
+
+impl Peer {
+    fn of(route: Route) -> Self {
+        match route.transport {
+            Transport::Ws | Transport::Wss => Self::Browser,
+            Transport::Udp | Transport::Tcp | Transport::Tls => Self::Trunk,
+        }
+    }
+}
+
+/// Whether a session description is an offer or an answer (RFC 3264).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdpKind {
+    /// An offer: the answer comes back from the other leg.
+    Offer,
+    /// The answer to the offer that went out on the leg it came from.
+    Answer,
+}
+
+/// The media plane refused a session description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRefusal {
+    /// The SIP status for the refused offer: 488 (nothing in common, unusable SDP) or 503 (no ports).
+    pub status: u16,
+    /// Reason phrase, and the call's end reason if it ends over it.
+    pub reason: String,
+}
+
+/// The media plane, as the B2BUA sees it: the narrow interface through which every session description
+/// crosses from one leg to the other, so that media is anchored on the gateway. Implemented by the
+/// daemon's media shell (SDP translation, ports, the media sessions); [`PassThrough`] hands bodies
+/// across unchanged (signalling only).
+pub trait MediaAnchor: std::fmt::Debug + Send {
+    /// `sdp` arrived from the `from` peer of `call`; returns the description for the other leg. The same
+    /// answer may come twice (183 then 200): the translation must be the same.
+    fn cross(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        from: Peer,
+        kind: SdpKind,
+        sdp: &[u8],
+    ) -> Result<Vec<u8>, MediaRefusal>;
+    /// The offer that went out toward the `to` peer will not be answered (a failure response, 491).
+    fn offer_failed(&mut self, call: CallRef, to: Peer);
+    /// A DTMF digit arrived in signalling (INFO) from the `from` peer; `false` if it cannot be sent as
+    /// media (no telephone-event on the other leg).
+    fn dtmf(&mut self, now: Instant, call: CallRef, from: Peer, digit: char, duration: Duration) -> bool;
+    /// The call is over: free its media (a call that never had any is fine).
+    fn release(&mut self, call: CallRef);
+}
+
+/// Signalling-only media "plane": bodies cross unchanged (what a SIP proxy does). For tests of the
+/// signalling and for gateways whose peers anchor media themselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassThrough;
+
+impl MediaAnchor for PassThrough {
+    fn cross(
+        &mut self,
+        _: Instant,
+        _: CallRef,
+        _: Peer,
+        _: SdpKind,
+        sdp: &[u8],
+    ) -> Result<Vec<u8>, MediaRefusal> {
+        Ok(sdp.to_vec())
+    }
+    fn offer_failed(&mut self, _: CallRef, _: Peer) {}
+    fn dtmf(&mut self, _: Instant, _: CallRef, _: Peer, _: char, _: Duration) -> bool {
+        false
+    }
+    fn release(&mut self, _: CallRef) {}
+}
+
+const SDP: &str = "application/sdp";
 
 /// Methods allowed once the B2BUA is on (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
@@ -68,6 +156,13 @@ impl Ids {
 /// Identifies a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallRef(u64);
+
+impl CallRef {
+    /// A number unique to the call for the lifetime of the B2BUA (for logs and the media plane).
+    pub fn id(self) -> u64 {
+        self.0
+    }
+}
 
 /// What the B2BUA reports (for logs, metrics and CDRs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +380,8 @@ pub struct B2bua {
     /// OPTIONS relayed to a registered browser: our client transaction → the asker's server transaction
     /// and request.
     options_relays: HashMap<TxId, (TxId, Message)>,
+    /// Where session descriptions cross between the legs.
+    media: Box<dyn MediaAnchor>,
 }
 
 /// An in-dialog request relayed across (re-INVITE, UPDATE with an offer).
@@ -379,7 +476,46 @@ impl B2bua {
             registrations: Registrations::default(),
             relays: HashMap::new(),
             options_relays: HashMap::new(),
+            media: Box::new(PassThrough),
         }
+    }
+
+    /// The media plane that session descriptions cross (default: [`PassThrough`]).
+    pub fn set_media(&mut self, media: Box<dyn MediaAnchor>) {
+        self.media = media;
+    }
+
+    /// The media plane ended a call (no RTP for too long, DTLS failed, the browser's consent expired):
+    /// BYE on both legs once answered; before the answer, A gets `status` and B a CANCEL. Unknown or
+    /// ending calls are ignored.
+    pub fn media_failed(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: u16,
+        reason: &str,
+        tl: &mut TransactionLayer,
+    ) {
+        let Some(phase) = self.calls.get(&call).map(|c| c.phase) else {
+            return;
+        };
+        match phase {
+            Phase::Ending => return,
+            Phase::Early => {
+                let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
+                if let Some(a_tx) = a_tx
+                    && let Some(r) = self.a_response(call, status, reason, None)
+                {
+                    let _ = tl.respond(now, a_tx, &r);
+                }
+                self.abandon_b(now, call, tl);
+            }
+            Phase::Answered | Phase::Confirmed => {
+                self.bye(now, call, Side::A, tl);
+                self.bye(now, call, Side::B, tl);
+            }
+        }
+        self.end(call, &format!("media: {reason}"));
     }
 
     /// Browsers currently registered through us.
@@ -731,12 +867,28 @@ impl B2bua {
                 None,
             );
         };
-        let (b_invite, b_leg) = b;
-        let Ok(b_tx) = tl.start_client(now, b_invite.clone(), b_leg.route) else {
-            return self.reply(now, tl, tx, request, 500, "Server Internal Error", None);
-        };
+        let (mut b_invite, mut b_leg) = b;
         let call = CallRef(self.next);
         self.next += 1;
+        if !request.body.is_empty() {
+            let from = Peer::of(route);
+            match self.media.cross(now, call, from, SdpKind::Offer, &request.body) {
+                Ok(sdp) => {
+                    b_invite.headers.retain(|h| h.name != HeaderName::ContentType);
+                    b_invite.push_header(HeaderName::ContentType, SDP);
+                    b_leg.last_offer = Some((SDP.to_owned(), sdp.clone()));
+                    b_invite.body = sdp;
+                }
+                Err(refusal) => {
+                    self.media.release(call);
+                    return self.reply(now, tl, tx, request, refusal.status, &refusal.reason, None);
+                }
+            }
+        }
+        let Ok(b_tx) = tl.start_client(now, b_invite.clone(), b_leg.route) else {
+            self.media.release(call);
+            return self.reply(now, tl, tx, request, 500, "Server Internal Error", None);
+        };
         let a_leg = Leg {
             route,
             call_id: request.header(&HeaderName::CallId).unwrap_or_default().to_owned(),
@@ -1006,6 +1158,17 @@ impl B2bua {
                 let _ = tl.respond(now, tx, &r);
                 Handled::Yes(Some(200))
             }
+            Method::Info if dtmf_info(request).is_some() => {
+                // SIP INFO DTMF becomes RFC 4733 telephone-events in the media toward the other leg.
+                let from = self
+                    .calls
+                    .get(&call)
+                    .map(|c| Peer::of(if side == Side::A { c.a.route } else { c.b.route }));
+                if let (Some(from), Some((digit, duration))) = (from, dtmf_info(request)) {
+                    self.media.dtmf(now, call, from, digit, duration);
+                }
+                self.reply(now, tl, tx, request, 200, "OK", Some((call, side)))
+            }
             Method::Info | Method::Options if method == Method::Info || request.body.is_empty() => {
                 self.reply(now, tl, tx, request, 200, "OK", Some((call, side)))
             }
@@ -1038,6 +1201,25 @@ impl B2bua {
             // §14.2: an offer while another is pending on this call.
             return self.reply(now, tl, tx, request, 491, "Request Pending", Some((call, side)));
         }
+        let crossed = if request.body.is_empty() {
+            None
+        } else {
+            match self.cross(now, call, side, SdpKind::Offer, &request.body) {
+                Ok(sdp) => Some(sdp),
+                Err(refusal) => {
+                    // §14.2 / RFC 3264 §6: an offer we cannot take changes nothing; the call goes on.
+                    return self.reply(
+                        now,
+                        tl,
+                        tx,
+                        request,
+                        refusal.status,
+                        &refusal.reason,
+                        Some((call, side)),
+                    );
+                }
+            }
+        };
         let Some(c) = self.calls.get_mut(&call) else {
             return Handled::No;
         };
@@ -1049,13 +1231,10 @@ impl B2bua {
         } else {
             method
         };
-        let out = build_in_dialog(other, &mut self.ids, &out_method, None, body_of(request));
-        if !request.body.is_empty() {
-            let ct = request
-                .header(&HeaderName::ContentType)
-                .unwrap_or("application/sdp")
-                .to_owned();
-            other.last_offer = Some((ct, request.body.clone()));
+        let body = crossed.as_deref().map(|sdp| (SDP, sdp));
+        let out = build_in_dialog(other, &mut self.ids, &out_method, None, body);
+        if let Some(sdp) = crossed {
+            other.last_offer = Some((SDP.to_owned(), sdp));
         }
         let route = other.route;
         let cseq = other.local_cseq;
@@ -1096,12 +1275,39 @@ impl B2bua {
         if code == 100 {
             return;
         }
-        let Some(c) = self.calls.get_mut(&r.call) else {
+        if !self.calls.contains_key(&r.call) {
             // The call ended meanwhile: the asker still gets a final answer, so its transaction ends.
             if code >= 200 {
                 let answer = self.local_response(&r.request, 481, "Call/Transaction Does Not Exist", None);
                 let _ = tl.respond(now, r.server_tx, &answer);
             }
+            return;
+        }
+        let answering = if r.from == Side::A { Side::B } else { Side::A };
+        let offered = !r.request.body.is_empty();
+        let mut sdp = None;
+        if (200..300).contains(&code) && !response.body.is_empty() {
+            let kind = if offered { SdpKind::Answer } else { SdpKind::Offer };
+            match self.cross(now, r.call, answering, kind, &response.body) {
+                Ok(crossed) => sdp = Some(crossed),
+                Err(_) => {
+                    // The far side took the offer but answered with media we cannot bridge: the asker
+                    // gets the 2xx without it and keeps its old session; the media plane logs why.
+                }
+            }
+        } else if code >= 300 && offered {
+            let to = self.calls.get(&r.call).map(|c| {
+                Peer::of(if answering == Side::A {
+                    c.a.route
+                } else {
+                    c.b.route
+                })
+            });
+            if let Some(to) = to {
+                self.media.offer_failed(r.call, to);
+            }
+        }
+        let Some(c) = self.calls.get_mut(&r.call) else {
             return;
         };
         let (from_leg, to_leg) = if r.from == Side::A {
@@ -1116,11 +1322,9 @@ impl B2bua {
         if (200..300).contains(&code) {
             answer.push_header(HeaderName::Contact, contact);
         }
-        if !response.body.is_empty() && code < 300 {
-            if let Some(ct) = response.header(&HeaderName::ContentType) {
-                answer.push_header(HeaderName::ContentType, ct);
-            }
-            answer.body = response.body.clone();
+        if let Some(sdp) = sdp {
+            answer.push_header(HeaderName::ContentType, SDP);
+            answer.body = sdp;
         }
         if (200..300).contains(&code) && r.out_method == Method::Invite {
             if r.request.body.is_empty() {
@@ -1161,8 +1365,13 @@ impl B2bua {
             && to != side
         {
             c.pending_ack = None;
+            let sdp = self.ack_answer(now, call, side, request);
+            let Some(c) = self.calls.get_mut(&call) else {
+                return true;
+            };
             let leg = if to == Side::A { &mut c.a } else { &mut c.b };
-            let ack = build_in_dialog(leg, &mut self.ids, &Method::Ack, Some(cseq), body_of(request));
+            let body = sdp.as_deref().map(|s| (SDP, s));
+            let ack = build_in_dialog(leg, &mut self.ids, &Method::Ack, Some(cseq), body);
             tl.send_stateless(&ack, leg.route);
             return true;
         }
@@ -1178,21 +1387,29 @@ impl B2bua {
             };
             if c.b_2xx_unacked {
                 // Late offer: A's ACK carries the answer to B's offer.
+                let sdp = self.ack_answer(now, call, Side::A, request);
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
                 let cseq = c.b_invite_cseq();
-                let ack = build_in_dialog(
-                    &mut c.b,
-                    &mut self.ids,
-                    &Method::Ack,
-                    Some(cseq),
-                    body_of(request),
-                );
+                let body = sdp.as_deref().map(|s| (SDP, s));
+                let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), body);
                 tl.send_stateless(&ack, c.b.route);
                 c.b_ack = Some(ack);
                 c.b_2xx_unacked = false;
             }
         }
-        let _ = now;
         true
+    }
+
+    /// The answer an ACK from `side` carries, crossed for the other leg (`None` if it has none or the
+    /// media plane refused it: the other side then keeps what it had).
+    fn ack_answer(&mut self, now: Instant, call: CallRef, side: Side, ack: &Message) -> Option<Vec<u8>> {
+        if ack.body.is_empty() {
+            return None;
+        }
+        // Refused: the media plane logs why.
+        self.cross(now, call, side, SdpKind::Answer, &ack.body).ok()
     }
 
     /// A response on one of our client transactions.
@@ -1309,9 +1526,18 @@ impl B2bua {
                     self.send_cancel(now, call, tl);
                 } else if !c.cancelled
                     && let Some(a_tx) = c.a_tx
-                    && let Some(r) = self.a_response(call, code, reason, Some(response))
                 {
-                    let _ = tl.respond(now, a_tx, &r);
+                    // Early media: an answer in a provisional crosses (an offer cannot: no 100rel).
+                    let late = c.late_offer;
+                    let sdp = if late || response.body.is_empty() {
+                        None
+                    } else {
+                        self.cross(now, call, Side::B, SdpKind::Answer, &response.body)
+                            .ok()
+                    };
+                    if let Some(r) = self.a_response(call, code, reason, sdp) {
+                        let _ = tl.respond(now, a_tx, &r);
+                    }
                 }
             }
             200..=299 => {
@@ -1333,6 +1559,38 @@ impl B2bua {
                         we_refresh,
                     });
                 }
+                // The answer to our offer (or, late offer, B's offer) crosses to A.
+                let kind = if c.late_offer {
+                    SdpKind::Offer
+                } else {
+                    SdpKind::Answer
+                };
+                let crossed = if response.body.is_empty() {
+                    Ok(None)
+                } else {
+                    self.cross(now, call, Side::B, kind, &response.body).map(Some)
+                };
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
+                let sdp = match crossed {
+                    Ok(sdp) => sdp,
+                    Err(refusal) => {
+                        // B answered with media we cannot bridge: it gets its ACK and a BYE, A the refusal.
+                        let cseq = c.b_invite_cseq();
+                        let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), None);
+                        tl.send_stateless(&ack, c.b.route);
+                        let a_tx = c.a_tx.take();
+                        self.bye(now, call, Side::B, tl);
+                        if let Some(a_tx) = a_tx
+                            && let Some(r) = self.a_response(call, refusal.status, &refusal.reason, None)
+                        {
+                            let _ = tl.respond(now, a_tx, &r);
+                        }
+                        self.end(call, &format!("media: {}", refusal.reason));
+                        return true;
+                    }
+                };
                 if c.late_offer {
                     c.b_2xx_unacked = true;
                 } else {
@@ -1343,7 +1601,7 @@ impl B2bua {
                 }
                 let Some(a_tx) = c.a_tx.take() else { return true };
                 let a_session = c.a.session;
-                let Some(mut ok) = self.a_response(call, code, reason, Some(response)) else {
+                let Some(mut ok) = self.a_response(call, code, reason, sdp) else {
                     return true;
                 };
                 if let Some(st) = a_session {
@@ -1372,7 +1630,7 @@ impl B2bua {
                 // The transaction layer ACKs the non-2xx; map the code for leg A.
                 if let Some(a_tx) = c.a_tx.take() {
                     let (mapped, text) = map_failure(code, reason);
-                    if let Some(r) = self.a_response(call, mapped, &text, Some(response)) {
+                    if let Some(r) = self.a_response(call, mapped, &text, None) {
                         let _ = tl.respond(now, a_tx, &r);
                     }
                 }
@@ -1508,13 +1766,13 @@ impl B2bua {
         r
     }
 
-    /// A response for leg A's INVITE: our tag and Contact, the body of `from_b` if it has one.
+    /// A response for leg A's INVITE: our tag and Contact, and `sdp` (already crossed) if given.
     fn a_response(
         &mut self,
         call: CallRef,
         code: u16,
         reason: &str,
-        from_b: Option<&Message>,
+        sdp: Option<Vec<u8>>,
     ) -> Option<Message> {
         let c = self.calls.get(&call)?;
         let mut r = response_for(&c.a_invite, code, reason);
@@ -1529,14 +1787,11 @@ impl B2bua {
         if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
             r.push_header(HeaderName::Server, s);
         }
-        if let Some(b) = from_b
-            && !b.body.is_empty()
+        if let Some(sdp) = sdp
             && code < 300
         {
-            if let Some(ct) = b.header(&HeaderName::ContentType) {
-                r.push_header(HeaderName::ContentType, ct);
-            }
-            r.body = b.body.clone();
+            r.push_header(HeaderName::ContentType, SDP);
+            r.body = sdp;
         }
         Some(r)
     }
@@ -1635,6 +1890,7 @@ impl B2bua {
             for t in CallTimer::ALL {
                 self.disarm(call, t);
             }
+            self.media.release(call);
         }
         self.forget_if_done(call);
     }
@@ -1648,6 +1904,25 @@ impl B2bua {
             self.by_a_dialog
                 .remove(&(c.a.call_id, c.a.remote_tag.unwrap_or_default()));
         }
+    }
+
+    /// `sdp` from leg `side` of `call` crosses the media plane toward the other leg.
+    fn cross(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        side: Side,
+        kind: SdpKind,
+        sdp: &[u8],
+    ) -> Result<Vec<u8>, MediaRefusal> {
+        let Some(c) = self.calls.get(&call) else {
+            return Err(MediaRefusal {
+                status: 481,
+                reason: "Call/Transaction Does Not Exist".into(),
+            });
+        };
+        let from = Peer::of(if side == Side::A { c.a.route } else { c.b.route });
+        self.media.cross(now, call, from, kind, sdp)
     }
 
     /// Our INVITE toward the trunk and the B leg it opens.
@@ -1738,18 +2013,39 @@ impl Call {
     }
 }
 
+/// The digit and duration of a DTMF INFO: `application/dtmf-relay` (`Signal=5` / `Duration=160`, ms)
+/// or `application/dtmf` (the digit alone; 250 ms).
+fn dtmf_info(m: &Message) -> Option<(char, Duration)> {
+    let ct = m.header(&HeaderName::ContentType)?.split(';').next()?.trim();
+    let body = std::str::from_utf8(&m.body).ok()?;
+    let digit_of = |s: &str| {
+        let mut chars = s.trim().chars();
+        let c = chars.next()?.to_ascii_uppercase();
+        (chars.next().is_none() && matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')).then_some(c)
+    };
+    if ct.eq_ignore_ascii_case("application/dtmf") {
+        return Some((digit_of(body)?, Duration::from_millis(250)));
+    }
+    if !ct.eq_ignore_ascii_case("application/dtmf-relay") {
+        return None;
+    }
+    let mut digit = None;
+    let mut ms = 250u64;
+    for line in body.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k.trim().to_ascii_lowercase().as_str() {
+            "signal" => digit = digit_of(v),
+            "duration" => ms = v.trim().parse().ok()?,
+            _ => {}
+        }
+    }
+    Some((digit?, Duration::from_millis(ms.clamp(40, 5000))))
+}
+
 /// A body to carry: Content-Type and bytes.
 type Body<'a> = Option<(&'a str, &'a [u8])>;
-
-/// The body of `m`, if it has one.
-fn body_of(m: &Message) -> Body<'_> {
-    (!m.body.is_empty()).then(|| {
-        (
-            m.header(&HeaderName::ContentType).unwrap_or("application/sdp"),
-            m.body.as_slice(),
-        )
-    })
-}
 
 /// A request within `leg`'s dialog (§12.2.1.1); ACK reuses `cseq`, others take the next number.
 fn build_in_dialog(
@@ -3201,5 +3497,212 @@ mod tests {
             lines(&to_a(&after))
         );
         assert_eq!(net.ep.active_calls(), 1);
+    }
+
+    /// A media plane that labels what crosses (so each body's path is visible) and records every call
+    /// the B2BUA makes on it: the hand-off's contract, checked without the daemon's media shell.
+    #[derive(Debug, Clone, Default)]
+    struct Labeller {
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        refuse_offers_from: Option<Peer>,
+    }
+
+    impl MediaAnchor for Labeller {
+        fn cross(
+            &mut self,
+            _: Instant,
+            call: CallRef,
+            from: Peer,
+            kind: SdpKind,
+            sdp: &[u8],
+        ) -> Result<Vec<u8>, MediaRefusal> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("cross {} {from:?} {kind:?}", call.id()));
+            if kind == SdpKind::Offer && self.refuse_offers_from == Some(from) {
+                return Err(MediaRefusal {
+                    status: 488,
+                    reason: "Not Acceptable Here (no common codec)".into(),
+                });
+            }
+            Ok([format!("{from:?}-{kind:?}|").as_bytes(), sdp].concat())
+        }
+        fn offer_failed(&mut self, call: CallRef, to: Peer) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("offer_failed {} {to:?}", call.id()));
+        }
+        fn dtmf(&mut self, _: Instant, call: CallRef, from: Peer, digit: char, duration: Duration) -> bool {
+            self.log.lock().unwrap().push(format!(
+                "dtmf {} {from:?} {digit} {}ms",
+                call.id(),
+                duration.as_millis()
+            ));
+            true
+        }
+        fn release(&mut self, call: CallRef) {
+            self.log.lock().unwrap().push(format!("release {}", call.id()));
+        }
+    }
+
+    fn anchored(refuse_offers_from: Option<Peer>) -> (Net, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let mut net = Net::new();
+        let media = Labeller {
+            refuse_offers_from,
+            ..Labeller::default()
+        };
+        let log = media.log.clone();
+        net.ep.set_media(Box::new(media));
+        (net, log)
+    }
+
+    fn taken(log: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+        std::mem::take(&mut *log.lock().unwrap())
+    }
+
+    #[test]
+    fn every_sdp_crosses_the_media_plane_and_the_call_releases_it() {
+        let (mut net, log) = anchored(None);
+        let (_, sent) = net.a_sends(&a_invite(SDP_A));
+        let b_inv = to_b(&sent).pop().unwrap();
+        assert_eq!(b_inv.body, format!("Browser-Offer|{SDP_A}").as_bytes());
+        assert_eq!(b_inv.header(&HeaderName::ContentType), Some("application/sdp"));
+        // Early media: the answer in the 183 crosses; the 200 repeats it and crosses again.
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 183, "Session Progress", SDP_B));
+        let a183 = to_a(&sent).pop().unwrap();
+        assert_eq!(first_line(&a183), "SIP/2.0 183 Session Progress");
+        assert_eq!(
+            a183.header(&HeaderName::Require),
+            None,
+            "no 100rel toward the browser"
+        );
+        assert_eq!(a183.body, format!("Trunk-Answer|{SDP_B}").as_bytes());
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+        let a_ok = to_a(&sent).pop().unwrap();
+        assert_eq!(a_ok.body, format!("Trunk-Answer|{SDP_B}").as_bytes());
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        // Hold from the trunk: its offer crosses toward the browser, the browser's answer back.
+        let hold = SDP_B.replace("RTP/AVP 0\r\n", "RTP/AVP 0\r\na=sendonly\r\n");
+        let (_, sent) = net.b_sends(&b_in_dialog("INVITE", 2, &b_inv, &hold));
+        let a_re = to_a(&sent).pop().unwrap();
+        assert_eq!(a_re.body, format!("Trunk-Offer|{hold}").as_bytes());
+        let (_, sent) = net.a_sends(&with_body(response_for(&a_re, 200, "OK"), SDP_A));
+        let b200 = to_b(&sent).pop().unwrap();
+        assert_eq!(b200.body, format!("Browser-Answer|{SDP_A}").as_bytes());
+        // A refused re-offer from the trunk: the trunk's offer is forgotten by the media plane.
+        let (_, sent) = net.b_sends(&b_in_dialog("INVITE", 3, &b_inv, &hold));
+        let a_re = to_a(&sent).pop().unwrap();
+        net.a_sends(&String::from_utf8(response_for(&a_re, 488, "Not Acceptable Here").encode()).unwrap());
+        net.b_sends(&b_in_dialog("BYE", 4, &b_inv, ""));
+        assert_eq!(
+            taken(&log),
+            [
+                "cross 1 Browser Offer",
+                "cross 1 Trunk Answer",
+                "cross 1 Trunk Answer",
+                "cross 1 Trunk Offer",
+                "cross 1 Browser Answer",
+                "cross 1 Trunk Offer",
+                "offer_failed 1 Browser",
+                "release 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_offer_the_media_plane_refuses_gets_488_and_reaches_nobody() {
+        let (mut net, log) = anchored(Some(Peer::Browser));
+        let (o, sent) = net.a_sends(&a_invite(SDP_A));
+        assert_eq!(
+            o,
+            Outcome::Answered {
+                method: Method::Invite,
+                code: 488
+            }
+        );
+        assert!(to_b(&sent).is_empty(), "nothing reaches the trunk");
+        assert_eq!(
+            lines(&to_a(&sent)),
+            [
+                "SIP/2.0 100 Trying",
+                "SIP/2.0 488 Not Acceptable Here (no common codec)"
+            ]
+        );
+        assert_eq!(taken(&log), ["cross 1 Browser Offer", "release 1"]);
+        assert_eq!(net.ep.active_calls(), 0);
+    }
+
+    #[test]
+    fn late_offer_crosses_as_the_trunks_offer_and_the_acks_answer() {
+        let (mut net, log) = anchored(None);
+        let (_, sent) = net.a_sends(&a_invite(""));
+        let b_inv = to_b(&sent).pop().unwrap();
+        assert!(b_inv.body.is_empty());
+        let (_, sent) = net.b_sends(&b_response(&b_inv, 200, "OK", SDP_B));
+        let a_ok = to_a(&sent).pop().unwrap();
+        assert_eq!(a_ok.body, format!("Trunk-Offer|{SDP_B}").as_bytes());
+        let ack = a_in_dialog("ACK", 8061, &a_ok).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP_A}",
+                SDP_A.len()
+            ),
+        );
+        let (_, sent) = net.a_sends(&ack);
+        let b_ack = to_b(&sent).pop().unwrap();
+        assert_eq!(b_ack.body, format!("Browser-Answer|{SDP_A}").as_bytes());
+        assert_eq!(taken(&log), ["cross 1 Trunk Offer", "cross 1 Browser Answer"]);
+    }
+
+    #[test]
+    fn info_dtmf_goes_to_the_media_plane_and_media_failure_ends_both_legs() {
+        let (mut net, log) = anchored(None);
+        let (b_inv, a_ok, _) = answered_call(&mut net, SDP_A);
+        net.a_sends(&a_in_dialog("ACK", 8061, &a_ok));
+        for (cseq, ct, body) in [
+            (8062, "application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
+            (8063, "application/dtmf", "#"),
+            (8064, "application/dtmf-relay", "Signal=X\r\n"),
+        ] {
+            let info = a_in_dialog("INFO", cseq, &a_ok).replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                ),
+            );
+            let (_, sent) = net.a_sends(&info);
+            assert_eq!(lines(&to_a(&sent)), ["SIP/2.0 200 OK"]);
+            assert!(to_b(&sent).is_empty(), "INFO DTMF is not relayed as signalling");
+        }
+        let call = CallRef(1);
+        net.ep.media_failed(net.now, call, 408, "no RTP for 60 s");
+        let sent: Vec<_> = std::iter::from_fn(|| net.ep.poll_transmit()).collect();
+        assert_eq!(
+            lines(&to_a(&sent)),
+            ["BYE sip:k3l8d5@df7jal23ls0d.invalid;transport=ws;ob SIP/2.0"]
+        );
+        assert_eq!(lines(&to_b(&sent)), ["BYE sip:bob@203.0.113.10:5060 SIP/2.0"]);
+        let ended = std::iter::from_fn(|| net.ep.poll_call_event()).last();
+        assert_eq!(
+            ended,
+            Some(CallEvent::Ended {
+                call,
+                reason: "media: no RTP for 60 s".into()
+            })
+        );
+        let _ = b_inv;
+        assert_eq!(
+            taken(&log),
+            [
+                "cross 1 Browser Offer",
+                "cross 1 Trunk Answer",
+                "dtmf 1 Browser 5 160ms",
+                "dtmf 1 Browser # 250ms",
+                "release 1",
+            ]
+        );
     }
 }

@@ -181,6 +181,21 @@ impl Endpoint {
         self.drain_events(now, None);
     }
 
+    /// Anchors media: session descriptions cross `media` between the legs (without it, bodies pass
+    /// through unchanged). No effect without a trunk (no B2BUA).
+    pub fn set_media(&mut self, media: Box<dyn b2bua::MediaAnchor>) {
+        if let Some(b2bua) = &mut self.b2bua {
+            b2bua.set_media(media);
+        }
+    }
+
+    /// The media plane ended `call` (see [`B2bua::media_failed`]).
+    pub fn media_failed(&mut self, now: Instant, call: b2bua::CallRef, status: u16, reason: &str) {
+        if let Some(b2bua) = &mut self.b2bua {
+            b2bua.media_failed(now, call, status, reason, &mut self.transactions);
+        }
+    }
+
     /// The next call event (started, answered, ended), for logs and CDRs.
     pub fn poll_call_event(&mut self) -> Option<CallEvent> {
         self.b2bua.as_mut().and_then(B2bua::poll_event)
