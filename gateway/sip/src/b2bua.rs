@@ -162,6 +162,11 @@ impl CallRef {
     pub fn id(self) -> u64 {
         self.0
     }
+
+    /// The call with number `id` (as [`Self::id`] gave it): how the media plane names a call back.
+    pub fn from_id(id: u64) -> Self {
+        Self(id)
+    }
 }
 
 /// What the B2BUA reports (for logs, metrics and CDRs).
