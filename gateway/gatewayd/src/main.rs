@@ -9,8 +9,8 @@
 
 #![forbid(unsafe_code)]
 
+mod anchor;
 mod cli;
-#[allow(dead_code, reason = "wired into the SIP shell by the B2BUA hand-off")]
 mod media_shell;
 mod sip_shell;
 mod tls;

@@ -7,14 +7,15 @@
 //! Stream framing, CRLF keepalive pongs, the WebSocket handshake (subprotocol `sip`, RFC 7118) and
 //! WebSocket pings happen in the connection task, below the core.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edge_config::{Config, Transport as ConfigTransport};
-use edge_sip::b2bua::{CallEvent, Trunk};
+use edge_media::session::MediaEvent;
+use edge_sip::b2bua::{CallEvent, CallRef, Trunk};
 use edge_sip::endpoint::Limits;
 use edge_sip::framing::{Frame, StreamFramer};
 use edge_sip::message::MAX_MESSAGE_LEN;
@@ -22,6 +23,8 @@ use edge_sip::ratelimit::RateLimit;
 use edge_sip::transaction::{Route, TimerConfig};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 
+use crate::anchor::Anchor;
+use crate::media_shell::{MediaNotice, MediaShell};
 use crate::tls::{TlsConfigs, TrunkTls};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -64,6 +67,9 @@ pub(crate) enum ShellError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
+    /// The media plane could not start (its thread or first sockets).
+    #[error("cannot start the media plane: {0}")]
+    Media(io::Error),
 }
 
 /// How the loop ended.
@@ -187,6 +193,22 @@ pub(crate) async fn run(
             burst: limits.per_source_burst,
         },
     });
+    // Media is anchored whenever calls are bridged (a trunk is configured).
+    let mut notices = None;
+    let mut media = None;
+    if config.sip.trunk.is_some() {
+        let (shell, rx) = MediaShell::start(&config.media).map_err(ShellError::Media)?;
+        tracing::info!(
+            browser = %config.media.browser.advertised(),
+            trunk = %config.media.trunk.advertised(),
+            ports = format!("{}-{}", config.media.port_min, config.media.port_max),
+            "media plane ready"
+        );
+        media = Some(shell.clone());
+        endpoint.set_media(Box::new(Anchor::new(shell, &config.media)));
+        notices = Some(rx);
+    }
+    let mut answered = HashSet::new();
     let mut out = Outbound {
         udp,
         streams: HashMap::new(),
@@ -215,13 +237,25 @@ pub(crate) async fn run(
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
             _ = pet.tick(), if watchdog.is_some() => {
-                let status = format!("calls: {}, registered: {}", endpoint.active_calls(), endpoint.registered());
+                let media_status = media.as_ref().map_or(String::new(), |m| {
+                    format!(", media sessions: {}", m.active())
+                });
+                let status = format!(
+                    "calls: {}, registered: {}{media_status}",
+                    endpoint.active_calls(),
+                    endpoint.registered()
+                );
                 notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
+            }
+            Some(notice) = next_notice(&mut notices) => {
+                media_notice(&mut endpoint, &answered, notice);
+                out.send_all(&mut endpoint).await;
+                log_calls(&mut endpoint, &mut answered);
             }
             () = sleep_until(wake), if wake.is_some() => {
                 endpoint.handle_timeout(now());
                 out.send_all(&mut endpoint).await;
-                log_calls(&mut endpoint);
+                log_calls(&mut endpoint, &mut answered);
             }
             input = rx.recv() => match input {
                 None => break "listeners closed",
@@ -238,7 +272,7 @@ pub(crate) async fn run(
                     // What waited for it fails now (503), instead of timing out 32 s later.
                     endpoint.transport_error(now(), transport, remote);
                     out.send_all(&mut endpoint).await;
-                    log_calls(&mut endpoint);
+                    log_calls(&mut endpoint, &mut answered);
                 }
                 Some(Input::Closed { local, remote }) => {
                     tracing::debug!(%local, %remote, "connection closed");
@@ -249,7 +283,7 @@ pub(crate) async fn run(
                     }
                     endpoint.flow_closed(now(), local, remote);
                     out.send_all(&mut endpoint).await;
-                    log_calls(&mut endpoint);
+                    log_calls(&mut endpoint, &mut answered);
                 }
                 Some(Input::Message { transport, local, remote, payload }) => {
                     let d = Datagram { transport, local, remote, payload: &payload };
@@ -264,8 +298,8 @@ pub(crate) async fn run(
                         }
                     }
                     out.send_all(&mut endpoint).await;
-                    log_calls(&mut endpoint);
-                log_calls(&mut endpoint);
+                    log_calls(&mut endpoint, &mut answered);
+                log_calls(&mut endpoint, &mut answered);
                 }
             }
         }
@@ -279,6 +313,14 @@ pub(crate) async fn run(
     );
     for task in tasks {
         task.abort();
+    }
+    if let Some(m) = &media {
+        tracing::info!(
+            sessions = m.active(),
+            send_errors = m.send_errors(),
+            recv_errors = m.recv_errors(),
+            "media plane stopping"
+        );
     }
     Ok(Stopped {
         signal,
@@ -395,14 +437,50 @@ async fn connect_trunk(remote: SocketAddr, tls: Option<TrunkTls>, tx: mpsc::Send
     }
 }
 
-/// Call events, one log line each (CDRs will be built from the same events).
-fn log_calls(endpoint: &mut Endpoint) {
+/// Call events, one log line each (CDRs will be built from the same events); keeps the set of
+/// answered calls.
+fn log_calls(endpoint: &mut Endpoint, answered: &mut HashSet<u64>) {
     while let Some(event) = endpoint.poll_call_event() {
         match event {
             CallEvent::Started { call } => tracing::info!(?call, "call started"),
-            CallEvent::Answered { call } => tracing::info!(?call, "call answered"),
-            CallEvent::Ended { call, reason } => tracing::info!(?call, %reason, "call ended"),
+            CallEvent::Answered { call } => {
+                answered.insert(call.id());
+                tracing::info!(?call, "call answered");
+            }
+            CallEvent::Ended { call, reason } => {
+                answered.remove(&call.id());
+                tracing::info!(?call, %reason, "call ended");
+            }
         }
+    }
+}
+
+/// The next notice from the media plane (never, without one).
+async fn next_notice(notices: &mut Option<mpsc::UnboundedReceiver<MediaNotice>>) -> Option<MediaNotice> {
+    match notices {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the media plane saw: a call whose media died ends on both legs. Silence while a call rings is
+/// normal (no early media), so inactivity ends only answered calls.
+fn media_notice(endpoint: &mut Endpoint, answered: &HashSet<u64>, notice: MediaNotice) {
+    let MediaNotice::Event(key, event) = notice;
+    let call = CallRef::from_id(key);
+    match event {
+        MediaEvent::Inactive(idle) if answered.contains(&key) => {
+            let reason = format!("no RTP for {} s", idle.as_secs());
+            endpoint.media_failed(now(), call, 408, &reason);
+        }
+        MediaEvent::DtlsFailed(why) => {
+            tracing::info!(call = key, %why, "browser DTLS failed");
+            endpoint.media_failed(now(), call, 488, "DTLS with the browser failed");
+        }
+        MediaEvent::ConsentExpired => {
+            endpoint.media_failed(now(), call, 408, "the browser stopped answering ICE consent");
+        }
+        other => tracing::debug!(call = key, event = ?other, "media"),
     }
 }
 

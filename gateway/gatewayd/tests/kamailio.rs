@@ -288,7 +288,9 @@ fn websocket_client_registers_through_the_gateway_to_kamailio_and_baresip_calls_
         assert!(invite.header(&HeaderName::From).unwrap().contains("sip:bob@"), "{:?}", invite.header(&HeaderName::From));
         assert!(invite.values(&HeaderName::Via).next().unwrap().starts_with("SIP/2.0/WS 127.0.0.1:"));
         let sdp = String::from_utf8_lossy(&invite.body).to_string();
-        assert!(sdp.contains("m=audio"), "baresip's offer passed through: {sdp}");
+        // baresip's RTP/AVP offer reaches the browser anchored: WebRTC media on the gateway's port.
+        assert!(sdp.contains("UDP/TLS/RTP/SAVPF"), "anchored for the browser: {sdp}");
+        assert!(sdp.contains("a=fingerprint:sha-256 ") && sdp.contains("a=ice-lite"), "{sdp}");
         // Alice is busy: the 486 travels back to baresip.
         let mut busy = response_for(&invite, 486, "Busy Here");
         for h in busy.headers.iter_mut().filter(|h| h.name == HeaderName::To) {

@@ -566,7 +566,12 @@ fn calls_reach_a_tls_trunk_over_a_verified_connection() {
             seen.push(
                 text.lines().next().unwrap().to_owned()
                     + " | "
-                    + m.values(&edge_sip::HeaderName::Via).next().unwrap(),
+                    + m.values(&edge_sip::HeaderName::Via).next().unwrap()
+                    + " | "
+                    + String::from_utf8_lossy(&m.body)
+                        .lines()
+                        .find(|l| l.starts_with("m="))
+                        .unwrap_or(""),
             );
             if matches!(m.method(), Some(edge_sip::Method::Invite | edge_sip::Method::Bye)) {
                 let mut ok = edge_sip::transaction::response_for(&m, 200, "OK");
@@ -595,7 +600,8 @@ fn calls_reach_a_tls_trunk_over_a_verified_connection() {
         .unwrap();
     rt.block_on(async {
         let mut ws = ws_connect(ws_port).await;
-        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        // A real Chromium 156 offer (ICE, DTLS-SRTP, Opus/G.711): the gateway anchors its media.
+        let sdp = include_str!("../../sdp/tests/golden/chrome156_offer.sdp");
         let head = |method: &str, cseq: u32, to: &str| {
             format!(
                 "{method} sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS q8.invalid;branch=z9hG4bKtls{cseq}\r\nMax-Forwards: 70\r\n\
@@ -627,6 +633,9 @@ fn calls_reach_a_tls_trunk_over_a_verified_connection() {
         )),
         "{seen:?}"
     );
+    // The trunk got plain RTP/AVP on a port of the gateway's media range, not the browser's SAVPF.
+    assert!(seen[0].contains(" | m=audio 16"), "{seen:?}");
+    assert!(seen[0].contains(" RTP/AVP "), "{seen:?}");
     assert!(seen[1].starts_with("ACK "), "{seen:?}");
     assert!(seen[2].starts_with("BYE "), "{seen:?}");
     gw.signal("-TERM");

@@ -6,7 +6,8 @@
 //! (From/To URIs), the request-URI user, status codes (mapped where a code means something else on the
 //! other leg), and session descriptions, each of which crosses the media plane ([`MediaAnchor`]: offers
 //! and answers in INVITE, 18x, 2xx, ACK, re-INVITE and UPDATE, both ways) so that media is anchored on
-//! the gateway; an offer it refuses gets its status (488) and goes no further. INFO DTMF goes to the
+//! the gateway whenever a browser is bridged to a SIP peer (between two SIP peers the descriptions pass
+//! unchanged); an offer it refuses gets its status (488) and goes no further. INFO DTMF goes to the
 //! media plane as telephone-events; the media plane ends calls through [`B2bua::media_failed`].
 //!
 //! Implemented: INVITE with or without SDP (late offer: the ACK carries the answer), provisional
@@ -875,8 +876,8 @@ impl B2bua {
         let (mut b_invite, mut b_leg) = b;
         let call = CallRef(self.next);
         self.next += 1;
-        if !request.body.is_empty() {
-            let from = Peer::of(route);
+        let from = Peer::of(route);
+        if !request.body.is_empty() && from != Peer::of(b_leg.route) {
             match self.media.cross(now, call, from, SdpKind::Offer, &request.body) {
                 Ok(sdp) => {
                     b_invite.headers.retain(|h| h.name != HeaderName::ContentType);
@@ -1926,7 +1927,16 @@ impl B2bua {
                 reason: "Call/Transaction Does Not Exist".into(),
             });
         };
-        let from = Peer::of(if side == Side::A { c.a.route } else { c.b.route });
+        let (from, to) = if side == Side::A {
+            (Peer::of(c.a.route), Peer::of(c.b.route))
+        } else {
+            (Peer::of(c.b.route), Peer::of(c.a.route))
+        };
+        if from == to {
+            // Two SIP peers (or two browsers) speak the same media: their descriptions pass unchanged
+            // and the media flows between them without the gateway.
+            return Ok(sdp.to_vec());
+        }
         self.media.cross(now, call, from, kind, sdp)
     }
 
