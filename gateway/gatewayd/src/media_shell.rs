@@ -785,7 +785,6 @@ mod tests {
     use edge_media::dtls::{DtlsRole, FingerprintHash};
     use edge_media::rtp::RtpHeader;
     use edge_media::session::Direction;
-    use edge_media::srtp::{Profile, SrtpContext};
     use tokio::runtime::Runtime;
 
     use super::*;
@@ -901,50 +900,6 @@ mod tests {
         }
     }
 
-    /// The browser's side of the DTLS handshake (dimpl, the client) over the real socket; returns
-    /// the browser's (tx, rx) SRTP contexts.
-    fn handshake(sock: &PeerSocket, gw: SocketAddr, dtls: &mut dimpl::Dtls) -> (SrtpContext, SrtpContext) {
-        let deadline = clock() + WAIT;
-        let mut out = vec![0u8; 4096];
-        let mut buf = [0u8; 2048];
-        loop {
-            assert!(clock() < deadline, "DTLS did not complete");
-            dtls.handle_timeout(clock()).unwrap();
-            let mut keys = None;
-            loop {
-                match dtls.poll_output(&mut out) {
-                    dimpl::Output::Packet(p) => {
-                        sock.send_to(p, gw).unwrap();
-                    }
-                    dimpl::Output::Timeout(_) => break,
-                    dimpl::Output::KeyingMaterial(k, profile) => {
-                        let profile = match profile {
-                            dimpl::SrtpProfile::AEAD_AES_128_GCM => Profile::AeadAes128Gcm,
-                            _ => Profile::Aes128CmHmacSha1_80,
-                        };
-                        let (kl, sl) = (profile.key_len(), profile.salt_len());
-                        let (ck, sk) = (&k[..kl], &k[kl..2 * kl]);
-                        let (cs, ss) = (&k[2 * kl..2 * kl + sl], &k[2 * kl + sl..2 * (kl + sl)]);
-                        keys = Some((
-                            SrtpContext::new(profile, ck, cs).unwrap(),
-                            SrtpContext::new(profile, sk, ss).unwrap(),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(keys) = keys {
-                return keys;
-            }
-            match sock.recv_from(&mut buf) {
-                Ok((n, _)) if (20..=63).contains(&buf[0]) => dtls.handle_packet(&buf[..n]).unwrap(),
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("receiving DTLS: {e}"),
-            }
-        }
-    }
-
     fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> (Vec<u8>, usize) {
         let mut buf = vec![0u8; 1500];
         buf[0] = 0x80;
@@ -998,7 +953,7 @@ mod tests {
         });
 
         // DTLS over real UDP, the browser as client.
-        let (mut tx, mut rx) = handshake(&browser, gw_browser, &mut dtls);
+        let (mut tx, mut rx) = testkit::udp_handshake(&browser, gw_browser, &mut dtls, WAIT);
         notice(&rt, &mut notices, "DtlsConnected", |n| {
             matches!(n, MediaNotice::Event(7, MediaEvent::DtlsConnected(_)))
         });

@@ -85,19 +85,7 @@ pub(crate) fn dtls_handshake(
             match dtls.poll_output(&mut buf) {
                 dimpl::Output::Packet(p) => to_gw.push(p.to_vec()),
                 dimpl::Output::Timeout(_) => break,
-                dimpl::Output::KeyingMaterial(k, profile) => {
-                    let profile = match profile {
-                        dimpl::SrtpProfile::AEAD_AES_128_GCM => Profile::AeadAes128Gcm,
-                        _ => Profile::Aes128CmHmacSha1_80,
-                    };
-                    let (kl, sl) = (profile.key_len(), profile.salt_len());
-                    let (ck, sk) = (&k[..kl], &k[kl..2 * kl]);
-                    let (cs, ss) = (&k[2 * kl..2 * kl + sl], &k[2 * kl + sl..2 * (kl + sl)]);
-                    keys = Some((
-                        SrtpContext::new(profile, ck, cs).unwrap(),
-                        SrtpContext::new(profile, sk, ss).unwrap(),
-                    ));
-                }
+                dimpl::Output::KeyingMaterial(k, profile) => keys = Some(srtp_pair(&k, profile)),
                 _ => {}
             }
         }
@@ -118,4 +106,71 @@ pub(crate) fn dtls_handshake(
         }
     }
     panic!("DTLS did not complete");
+}
+
+/// The browser's (tx, rx) SRTP contexts from dimpl's exported keying material (RFC 5764 §4.2: client
+/// key, server key, client salt, server salt; the browser here is the DTLS client).
+fn srtp_pair(k: &[u8], profile: dimpl::SrtpProfile) -> (SrtpContext, SrtpContext) {
+    let profile = match profile {
+        dimpl::SrtpProfile::AEAD_AES_128_GCM => Profile::AeadAes128Gcm,
+        _ => Profile::Aes128CmHmacSha1_80,
+    };
+    let (kl, sl) = (profile.key_len(), profile.salt_len());
+    let (ck, sk) = (&k[..kl], &k[kl..2 * kl]);
+    let (cs, ss) = (&k[2 * kl..2 * kl + sl], &k[2 * kl + sl..2 * (kl + sl)]);
+    (
+        SrtpContext::new(profile, ck, cs).unwrap(),
+        SrtpContext::new(profile, sk, ss).unwrap(),
+    )
+}
+
+/// The browser's side of the DTLS handshake (dimpl as the client) over a real UDP socket toward the
+/// gateway's browser port `gw`, within `wait`; returns the browser's (tx, rx) SRTP contexts. For the
+/// daemon's tests, which include this file; `sock` needs a short read timeout.
+#[allow(
+    dead_code,
+    reason = "used by the daemon's tests over real sockets, not by the core's"
+)]
+#[allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test peer on a real socket, on real time, with a deadline"
+)]
+pub(crate) fn udp_handshake(
+    sock: &std::net::UdpSocket,
+    gw: SocketAddr,
+    dtls: &mut dimpl::Dtls,
+    wait: std::time::Duration,
+) -> (SrtpContext, SrtpContext) {
+    let deadline = Instant::now() + wait;
+    let mut out = vec![0u8; 4096];
+    let mut buf = [0u8; 2048];
+    loop {
+        assert!(Instant::now() < deadline, "DTLS did not complete");
+        dtls.handle_timeout(Instant::now()).unwrap();
+        let mut keys = None;
+        loop {
+            match dtls.poll_output(&mut out) {
+                dimpl::Output::Packet(p) => {
+                    sock.send_to(p, gw).unwrap();
+                }
+                dimpl::Output::Timeout(_) => break,
+                dimpl::Output::KeyingMaterial(k, profile) => keys = Some(srtp_pair(&k, profile)),
+                _ => {}
+            }
+        }
+        if let Some(keys) = keys {
+            return keys;
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) if (20..=63).contains(&buf[0]) => dtls.handle_packet(&buf[..n]).unwrap(),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("receiving DTLS: {e}"),
+        }
+    }
 }
