@@ -508,12 +508,7 @@ impl B2bua {
         match phase {
             Phase::Ending => return,
             Phase::Early => {
-                let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
-                if let Some(a_tx) = a_tx
-                    && let Some(r) = self.a_response(call, status, reason, None)
-                {
-                    let _ = tl.respond(now, a_tx, &r);
-                }
+                self.answer_a(now, call, status, reason, tl);
                 self.abandon_b(now, call, tl);
             }
             Phase::Answered | Phase::Confirmed => {
@@ -722,12 +717,7 @@ impl B2bua {
                 self.abandon_b(now, call, tl);
             } else if early {
                 // The callee's flow dropped while ringing: the caller hears it as unavailable.
-                let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
-                if let Some(a_tx) = a_tx
-                    && let Some(r) = self.a_response(call, 480, "Temporarily Unavailable", None)
-                {
-                    let _ = tl.respond(now, a_tx, &r);
-                }
+                self.answer_a(now, call, 480, "Temporarily Unavailable", tl);
             } else {
                 self.bye(now, call, other, tl);
             }
@@ -809,12 +799,7 @@ impl B2bua {
                 }
                 CallTimer::NoAnswer => {
                     if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early) {
-                        let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
-                        if let Some(a_tx) = a_tx
-                            && let Some(r) = self.a_response(call, 408, "Request Timeout", None)
-                        {
-                            let _ = tl.respond(now, a_tx, &r);
-                        }
+                        self.answer_a(now, call, 408, "Request Timeout", tl);
                         self.end(call, "no final answer from B (Timer C)");
                         self.abandon_b(now, call, tl);
                     }
@@ -1166,10 +1151,7 @@ impl B2bua {
             }
             Method::Info if dtmf_info(request).is_some() => {
                 // SIP INFO DTMF becomes RFC 4733 telephone-events in the media toward the other leg.
-                let from = self
-                    .calls
-                    .get(&call)
-                    .map(|c| Peer::of(if side == Side::A { c.a.route } else { c.b.route }));
+                let from = self.calls.get(&call).map(|c| c.peer(side));
                 if let (Some(from), Some((digit, duration))) = (from, dtmf_info(request)) {
                     self.media.dtmf(now, call, from, digit, duration);
                 }
@@ -1302,13 +1284,7 @@ impl B2bua {
                 }
             }
         } else if code >= 300 && offered {
-            let to = self.calls.get(&r.call).map(|c| {
-                Peer::of(if answering == Side::A {
-                    c.a.route
-                } else {
-                    c.b.route
-                })
-            });
+            let to = self.calls.get(&r.call).map(|c| c.peer(answering));
             if let Some(to) = to {
                 self.media.offer_failed(r.call, to);
             }
@@ -1586,13 +1562,8 @@ impl B2bua {
                         let cseq = c.b_invite_cseq();
                         let ack = build_in_dialog(&mut c.b, &mut self.ids, &Method::Ack, Some(cseq), None);
                         tl.send_stateless(&ack, c.b.route);
-                        let a_tx = c.a_tx.take();
                         self.bye(now, call, Side::B, tl);
-                        if let Some(a_tx) = a_tx
-                            && let Some(r) = self.a_response(call, refusal.status, &refusal.reason, None)
-                        {
-                            let _ = tl.respond(now, a_tx, &r);
-                        }
+                        self.answer_a(now, call, refusal.status, &refusal.reason, tl);
                         self.end(call, &format!("media: {}", refusal.reason));
                         return true;
                     }
@@ -1685,12 +1656,7 @@ impl B2bua {
             return;
         };
         if purpose == Purpose::BInvite {
-            let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
-            if let Some(a_tx) = a_tx
-                && let Some(r) = self.a_response(call, code, reason, None)
-            {
-                let _ = tl.respond(now, a_tx, &r);
-            }
+            self.answer_a(now, call, code, reason, tl);
             self.end(call, why);
         } else {
             self.forget_if_done(call);
@@ -1804,9 +1770,14 @@ impl B2bua {
 
     /// Answers leg A's pending INVITE with 487, if it has not had its final response yet.
     fn terminate_a_invite(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
+        self.answer_a(now, call, 487, "Request Terminated", tl);
+    }
+
+    /// Gives leg A's INVITE its final (failure) response, if it has not had one yet.
+    fn answer_a(&mut self, now: Instant, call: CallRef, code: u16, reason: &str, tl: &mut TransactionLayer) {
         let a_tx = self.calls.get_mut(&call).and_then(|c| c.a_tx.take());
         if let Some(a_tx) = a_tx
-            && let Some(r) = self.a_response(call, 487, "Request Terminated", None)
+            && let Some(r) = self.a_response(call, code, reason, None)
         {
             let _ = tl.respond(now, a_tx, &r);
         }
@@ -1927,11 +1898,8 @@ impl B2bua {
                 reason: "Call/Transaction Does Not Exist".into(),
             });
         };
-        let (from, to) = if side == Side::A {
-            (Peer::of(c.a.route), Peer::of(c.b.route))
-        } else {
-            (Peer::of(c.b.route), Peer::of(c.a.route))
-        };
+        let other = if side == Side::A { Side::B } else { Side::A };
+        let (from, to) = (c.peer(side), c.peer(other));
         if from == to {
             // Two SIP peers (or two browsers) speak the same media: their descriptions pass unchanged
             // and the media flows between them without the gateway.
@@ -2019,6 +1987,15 @@ impl B2bua {
 }
 
 impl Call {
+    /// What kind of peer leg `side` talks to.
+    fn peer(&self, side: Side) -> Peer {
+        Peer::of(if side == Side::A {
+            self.a.route
+        } else {
+            self.b.route
+        })
+    }
+
     fn b_invite_cseq(&self) -> u32 {
         self.b_invite
             .header(&HeaderName::CSeq)
