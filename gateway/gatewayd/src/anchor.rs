@@ -8,6 +8,7 @@
 //! **Never touches**: SIP messages (the B2BUA hands bodies in), sockets and packets (the media shell).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use edge_config::{CodecName, MediaConfig, TrunkSrtp as ConfigSrtp};
@@ -73,63 +74,58 @@ impl Anchor {
 
     /// The call's state, created (ports bound, SDP session opened) on its first description.
     fn call(&mut self, key: u64) -> Result<&mut Anchored, MediaRefusal> {
-        if !self.calls.contains_key(&key) {
-            let ports = self.shell.allocate().map_err(|e| {
-                tracing::warn!(call = key, error = %e, "no media ports");
-                MediaRefusal {
-                    status: 503,
-                    reason: "Service Unavailable (no media ports)".into(),
-                }
-            })?;
-            tracing::debug!(
-                call = key,
-                browser = %ports.browser(),
-                trunk_rtp = %ports.trunk_rtp(),
-                trunk_rtcp = %ports.trunk_rtcp(),
-                "media ports"
-            );
-            let unavailable = |what: &str| {
-                tracing::error!(call = key, what, "no entropy for the call's media");
-                MediaRefusal {
-                    status: 500,
-                    reason: "Server Internal Error".into(),
-                }
-            };
-            let ice_ufrag = ice_chars(8).ok_or_else(|| unavailable("ICE ufrag"))?;
-            let ice_pwd = ice_chars(24).ok_or_else(|| unavailable("ICE password"))?;
-            let session_id = getrandom::u64().map_err(|_| unavailable("session id"))? >> 1;
-            let sdes_key = if self.policy.trunk_srtp == TrunkSrtp::Sdes {
-                let mut key = [0u8; 30];
-                getrandom::fill(&mut key).map_err(|_| unavailable("SDES key"))?;
-                Some(key)
-            } else {
-                None
-            };
-            let local = LocalMedia {
-                browser_addr: ports.browser(),
-                trunk_addr: ports.trunk_rtp(),
-                ice_ufrag: ice_ufrag.clone(),
-                ice_pwd: ice_pwd.clone(),
-                fingerprint: Fingerprint {
-                    algorithm: HashAlgorithm::Sha256,
-                    value: self.shell.fingerprint().to_vec(),
-                },
-                session_id,
-                sdes_key,
-            };
-            let anchored = Anchored {
-                sdp: SdpSession::new(local, self.policy.clone()),
-                ports: Some(ports),
-                ice_ufrag,
-                ice_pwd,
-                last_answer: None,
-            };
-            self.calls.insert(key, anchored);
-        }
-        self.calls.get_mut(&key).ok_or_else(|| MediaRefusal {
-            status: 500,
-            reason: "Server Internal Error".into(),
-        })
+        let vacant = match self.calls.entry(key) {
+            Entry::Occupied(e) => return Ok(e.into_mut()),
+            Entry::Vacant(v) => v,
+        };
+        let ports = self.shell.allocate().map_err(|e| {
+            tracing::warn!(call = key, error = %e, "no media ports");
+            MediaRefusal {
+                status: 503,
+                reason: "Service Unavailable (no media ports)".into(),
+            }
+        })?;
+        tracing::debug!(
+            call = key,
+            browser = %ports.browser(),
+            trunk_rtp = %ports.trunk_rtp(),
+            trunk_rtcp = %ports.trunk_rtcp(),
+            "media ports"
+        );
+        let unavailable = |what: &str| {
+            tracing::error!(call = key, what, "no entropy for the call's media");
+            internal_error()
+        };
+        let ice_ufrag = ice_chars(8).ok_or_else(|| unavailable("ICE ufrag"))?;
+        let ice_pwd = ice_chars(24).ok_or_else(|| unavailable("ICE password"))?;
+        let session_id = getrandom::u64().map_err(|_| unavailable("session id"))? >> 1;
+        let sdes_key = if self.policy.trunk_srtp == TrunkSrtp::Sdes {
+            let mut key = [0u8; 30];
+            getrandom::fill(&mut key).map_err(|_| unavailable("SDES key"))?;
+            Some(key)
+        } else {
+            None
+        };
+        let local = LocalMedia {
+            browser_addr: ports.browser(),
+            trunk_addr: ports.trunk_rtp(),
+            ice_ufrag: ice_ufrag.clone(),
+            ice_pwd: ice_pwd.clone(),
+            fingerprint: Fingerprint {
+                algorithm: HashAlgorithm::Sha256,
+                value: self.shell.fingerprint().to_vec(),
+            },
+            session_id,
+            sdes_key,
+        };
+        let anchored = Anchored {
+            sdp: SdpSession::new(local, self.policy.clone()),
+            ports: Some(ports),
+            ice_ufrag,
+            ice_pwd,
+            last_answer: None,
+        };
+        Ok(vacant.insert(anchored))
     }
 
     /// Starts the call's media with `plan`, or updates it.
@@ -161,10 +157,7 @@ impl Anchor {
         };
         self.shell.start_session(key, ports, config, neg).map_err(|e| {
             tracing::error!(call = key, error = %e, "media session did not start");
-            MediaRefusal {
-                status: 500,
-                reason: "Server Internal Error".into(),
-            }
+            internal_error()
         })
     }
 }
@@ -246,11 +239,16 @@ fn refusal(key: u64, from: Peer, kind: SdpKind, e: &SdpError) -> MediaRefusal {
         }
         _ => {
             tracing::error!(call = key, ?from, ?kind, error = %e, "SDP refused");
-            MediaRefusal {
-                status: 500,
-                reason: "Server Internal Error".into(),
-            }
+            internal_error()
         }
+    }
+}
+
+/// Our fault, not the peer's: 500.
+fn internal_error() -> MediaRefusal {
+    MediaRefusal {
+        status: 500,
+        reason: "Server Internal Error".into(),
     }
 }
 

@@ -1,8 +1,8 @@
 //! `gatewayd`, the RTC Edge gateway daemon.
 //!
 //! **Owns**: the process: command line, loading the configuration, logging, the tokio runtime, every
-//! socket, the clock, signals, and the run loops that drive the sans-IO cores (`edge-sip`, later the media
-//! core). It is the only crate that does I/O.
+//! socket, the clock, signals, and the run loops that drive the sans-IO cores (`edge-sip` on the signalling
+//! runtime, `edge-media` on the media thread, `edge-sdp` between them). It is the only crate that does I/O.
 //!
 //! **Never holds**: protocol logic. A SIP or media rule belongs in a core crate, where it is tested
 //! without sockets or sleeps; this crate only moves bytes and time between the cores and the OS.
@@ -110,7 +110,7 @@ fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
         "RTC Edge gatewayd starting"
     );
     // One current-thread runtime runs signalling: SIP is cheap per message and the sans-IO endpoint is
-    // single-owner state. The media plane's threading is decided with the media core.
+    // single-owner state. Media runs on its own thread (`media_shell`), never through this runtime.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
