@@ -856,21 +856,6 @@ mod tests {
             .unwrap()
     }
 
-    /// The next datagram on `sock` that `wanted` accepts (others are skipped), within [`WAIT`].
-    fn recv_until(sock: &PeerSocket, what: &str, mut wanted: impl FnMut(&[u8]) -> bool) -> Vec<u8> {
-        let deadline = clock() + WAIT;
-        let mut buf = [0u8; 2048];
-        loop {
-            assert!(clock() < deadline, "timed out waiting for {what}");
-            match sock.recv_from(&mut buf) {
-                Ok((n, _)) if wanted(&buf[..n]) => return buf[..n].to_vec(),
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("receiving {what}: {e}"),
-            }
-        }
-    }
-
     /// The next notice that `wanted` accepts (others are skipped), within [`WAIT`].
     fn notice(
         rt: &Runtime,
@@ -898,21 +883,6 @@ mod tests {
             assert!(clock() < deadline, "sessions still running");
             std::thread::yield_now();
         }
-    }
-
-    fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> (Vec<u8>, usize) {
-        let mut buf = vec![0u8; 1500];
-        buf[0] = 0x80;
-        RtpHeader {
-            marker: false,
-            pt,
-            seq,
-            ts: u32::from(seq) * 160,
-            ssrc,
-        }
-        .write(&mut buf);
-        buf[12..12 + payload.len()].copy_from_slice(payload);
-        (buf, 12 + payload.len())
     }
 
     #[test]
@@ -945,7 +915,7 @@ mod tests {
         // ICE: the browser's nominating check is answered with a Binding success.
         let check = testkit::stun_request("gw1:br1", ICE_PWD, true);
         browser.send_to(&check, gw_browser).unwrap();
-        let answer = recv_until(&browser, "the STUN answer", |p| p.len() >= 20);
+        let (answer, _) = testkit::recv_until(&browser, "the STUN answer", WAIT, |p| p.len() >= 20);
         assert_eq!(answer[..2], [0x01, 0x01], "Binding success");
         assert_eq!(answer[8..20], check[8..20], "same transaction");
         notice(&rt, &mut notices, "IceConnected", |n| {
@@ -959,18 +929,18 @@ mod tests {
         });
 
         // Browser → trunk: SRTP in, plain RTP out with the payload intact.
-        let (mut buf, n) = rtp(0, 1, 0xb505, &[0x55; 160]);
+        let (mut buf, n) = testkit::rtp_packet(0, 1, 0xb505, &[0x55; 160]);
         let n = tx.protect_rtp(&mut buf, n).unwrap();
         browser.send_to(&buf[..n], gw_browser).unwrap();
-        let got = recv_until(&trunk, "RTP at the trunk", |_| true);
+        let (got, _) = testkit::recv_until(&trunk, "RTP at the trunk", WAIT, |_| true);
         let h = RtpHeader::parse(&got).unwrap();
         assert_eq!((h.pt, h.ssrc), (0, 0x3333_4444));
         assert_eq!(got[12..], [0x55; 160]);
 
         // Trunk → browser: plain RTP in, SRTP out that the browser decrypts.
-        let (buf, n) = rtp(0, 9, 0x7e7e, &[0x33; 160]);
+        let (buf, n) = testkit::rtp_packet(0, 9, 0x7e7e, &[0x33; 160]);
         trunk.send_to(&buf[..n], gw_trunk).unwrap();
-        let mut got = recv_until(&browser, "SRTP at the browser", |p| {
+        let (mut got, _) = testkit::recv_until(&browser, "SRTP at the browser", WAIT, |p| {
             (128..=191).contains(&p[0]) && RtpHeader::parse(p).is_some()
         });
         let plain = rx.unprotect_rtp(&mut got).unwrap();
@@ -983,7 +953,7 @@ mod tests {
 
         // DTMF toward the trunk as telephone-events (RFC 4733: the event code first).
         shell.dtmf(7, '5', Duration::from_millis(100));
-        let event = recv_until(&trunk, "a telephone-event", |p| {
+        let (event, _) = testkit::recv_until(&trunk, "a telephone-event", WAIT, |p| {
             RtpHeader::parse(p).is_some_and(|h| h.pt == 101)
         });
         assert_eq!(event[12], 5);

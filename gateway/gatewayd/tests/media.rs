@@ -12,12 +12,10 @@ mod common;
 #[path = "../../media/src/testkit.rs"]
 mod testkit;
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::{Gateway, free_tcp_port, free_udp_port, probe, scratch, ws_connect};
-use edge_media::rtp::RtpHeader;
 use edge_sip::message::{HeaderName, Message, StartLine};
 use edge_sip::transaction::response_for;
 use futures_util::{SinkExt, StreamExt};
@@ -33,21 +31,6 @@ fn socket() -> UdpSocket {
     s
 }
 
-/// The next datagram on `sock` that `wanted` accepts, within [`WAIT`].
-fn recv_until(sock: &UdpSocket, what: &str, mut wanted: impl FnMut(&[u8]) -> bool) -> (Vec<u8>, SocketAddr) {
-    let deadline = Instant::now() + WAIT;
-    let mut buf = [0u8; 4096];
-    loop {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        match sock.recv_from(&mut buf) {
-            Ok((n, from)) if wanted(&buf[..n]) => return (buf[..n].to_vec(), from),
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => panic!("receiving {what}: {e}"),
-        }
-    }
-}
-
 /// The value of the first `a=<name>:` line, or the `m=audio` port.
 fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
     sdp.lines()
@@ -59,21 +42,6 @@ fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
 fn audio_port(sdp: &str) -> u16 {
     let m = sdp.lines().find(|l| l.starts_with("m=audio ")).unwrap();
     m.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn rtp(pt: u8, seq: u16, payload: &[u8]) -> (Vec<u8>, usize) {
-    let mut buf = vec![0u8; 1500];
-    buf[0] = 0x80;
-    RtpHeader {
-        marker: false,
-        pt,
-        seq,
-        ts: u32::from(seq) * 160,
-        ssrc: 0x0b0b_0b0b,
-    }
-    .write(&mut buf);
-    buf[12..12 + payload.len()].copy_from_slice(payload);
-    (buf, 12 + payload.len())
 }
 
 #[test]
@@ -141,7 +109,7 @@ fn a_browser_call_carries_audio_both_ways_and_dtmf_to_a_udp_trunk() {
         ws.send(Ws::text(invite)).await.unwrap();
 
         // The trunk gets plain RTP/AVP on the gateway's own media address, and answers PCMU + events.
-        let (bytes, gw_sip) = recv_until(&trunk_sip, "the INVITE at the trunk", |p| p.starts_with(b"INVITE "));
+        let (bytes, gw_sip) = testkit::recv_until(&trunk_sip, "the INVITE at the trunk", WAIT, |p| p.starts_with(b"INVITE "));
         let trunk_invite = Message::parse(&bytes).unwrap();
         let trunk_offer = String::from_utf8(trunk_invite.body.clone()).unwrap();
         assert!(trunk_offer.contains(" RTP/AVP 0 8 "), "{trunk_offer}");
@@ -176,21 +144,21 @@ fn a_browser_call_carries_audio_both_ways_and_dtmf_to_a_udp_trunk() {
         // ICE: a nominating check from the browser's socket.
         let check = testkit::stun_request(&format!("{gw_ufrag}:{BROWSER_UFRAG}"), gw_pwd, true);
         browser.send_to(&check, gw_browser_media).unwrap();
-        let (reply, _) = recv_until(&browser, "the STUN answer", |p| p.len() >= 20 && p[..2] == [1, 1]);
+        let (reply, _) = testkit::recv_until(&browser, "the STUN answer", WAIT, |p| p.len() >= 20 && p[..2] == [1, 1]);
         assert_eq!(reply[8..20], check[8..20]);
         // DTLS over the real socket, then SRTP both ways.
         let (mut tx, mut rx) = testkit::udp_handshake(&browser, gw_browser_media, &mut dtls, WAIT);
-        let (mut buf, n) = rtp(0, 1, &[0x55; 160]);
+        let (mut buf, n) = testkit::rtp_packet(0, 1, 0x0b0b_0b0b, &[0x55; 160]);
         let n = tx.protect_rtp(&mut buf, n).unwrap();
         browser.send_to(&buf[..n], gw_browser_media).unwrap();
-        let (plain, from) = recv_until(&trunk_rtp, "the browser's audio at the trunk", |p| p.len() > 12);
+        let (plain, from) = testkit::recv_until(&trunk_rtp, "the browser's audio at the trunk", WAIT, |p| p.len() > 12);
         assert_eq!(from, gw_trunk_media, "sent from the port the SDP named (symmetric RTP)");
         assert_eq!(plain[1] & 0x7f, 0, "PCMU");
         assert_eq!(&plain[12..], &[0x55; 160][..]);
 
-        let (buf, n) = rtp(0, 9, &[0x2a; 160]);
+        let (buf, n) = testkit::rtp_packet(0, 9, 0x0b0b_0b0b, &[0x2a; 160]);
         trunk_rtp.send_to(&buf[..n], gw_trunk_media).unwrap();
-        let (mut srtp, _) = recv_until(&browser, "the trunk's audio at the browser", |p| p[0] >= 128);
+        let (mut srtp, _) = testkit::recv_until(&browser, "the trunk's audio at the browser", WAIT, |p| p[0] >= 128);
         let n = rx.unprotect_rtp(&mut srtp).expect("the browser decrypts the gateway's SRTP");
         assert_eq!(&srtp[12..n], &[0x2a; 160][..]);
 
@@ -204,11 +172,11 @@ fn a_browser_call_carries_audio_both_ways_and_dtmf_to_a_udp_trunk() {
         .unwrap();
         let info_ok = next_sip(&mut ws, "the 200 to INFO").await;
         assert!(matches!(info_ok.start, StartLine::Response { code: 200, .. }), "{:?}", info_ok.start);
-        let (event, _) = recv_until(&trunk_rtp, "a telephone-event", |p| p.len() >= 16 && p[1] & 0x7f == 101);
+        let (event, _) = testkit::recv_until(&trunk_rtp, "a telephone-event", WAIT, |p| p.len() >= 16 && p[1] & 0x7f == 101);
         assert_eq!(event[12], 5, "event 5");
 
         ws.send(Ws::text(head("BYE", 3, &to) + "Content-Length: 0\r\n\r\n")).await.unwrap();
-        let (bye, gw_sip) = recv_until(&trunk_sip, "the BYE at the trunk", |p| p.starts_with(b"BYE "));
+        let (bye, gw_sip) = testkit::recv_until(&trunk_sip, "the BYE at the trunk", WAIT, |p| p.starts_with(b"BYE "));
         let bye = Message::parse(&bye).unwrap();
         trunk_sip.send_to(&response_for(&bye, 200, "OK").encode(), gw_sip).unwrap();
     });

@@ -174,3 +174,57 @@ pub(crate) fn udp_handshake(
         }
     }
 }
+
+/// A 12-byte RTP header plus `payload` in a 1500-byte buffer; returns it and the packet's length.
+#[allow(
+    dead_code,
+    reason = "used by the daemon's tests over real sockets, not by the core's"
+)]
+pub(crate) fn rtp_packet(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> (Vec<u8>, usize) {
+    let mut buf = vec![0u8; 1500];
+    buf[0] = 0x80;
+    edge_media::rtp::RtpHeader {
+        marker: false,
+        pt,
+        seq,
+        ts: u32::from(seq) * 160,
+        ssrc,
+    }
+    .write(&mut buf);
+    buf[12..12 + payload.len()].copy_from_slice(payload);
+    (buf, 12 + payload.len())
+}
+
+/// The next datagram on `sock` (which has a short read timeout) that `wanted` accepts, and its
+/// source, within `wait`; others are skipped.
+#[allow(
+    dead_code,
+    reason = "used by the daemon's tests over real sockets, not by the core's"
+)]
+#[allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a test peer on a real socket, on real time, with a deadline"
+)]
+pub(crate) fn recv_until(
+    sock: &std::net::UdpSocket,
+    what: &str,
+    wait: std::time::Duration,
+    mut wanted: impl FnMut(&[u8]) -> bool,
+) -> (Vec<u8>, SocketAddr) {
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) if wanted(&buf[..n]) => return (buf[..n].to_vec(), from),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("receiving {what}: {e}"),
+        }
+    }
+}
