@@ -563,7 +563,7 @@ impl MediaThread {
                 let Some((slot, call)) = running(&self.keys, &mut self.calls, key) else {
                     return;
                 };
-                if let Err(e) = call.session.update(&self.identity, *neg) {
+                if let Err(e) = call.session.update(now, &self.identity, *neg) {
                     tracing::warn!(call = key, error = %e, "media update failed");
                     if self
                         .notices
@@ -993,9 +993,9 @@ mod tests {
             .unwrap();
         let started = clock();
         let n = notice(&rt, &mut notices, "Inactive", |n| {
-            matches!(n, MediaNotice::Event(3, MediaEvent::Inactive(_)))
+            matches!(n, MediaNotice::Event(3, MediaEvent::Inactive { .. }))
         });
-        let MediaNotice::Event(_, MediaEvent::Inactive(idle)) = n else {
+        let MediaNotice::Event(_, MediaEvent::Inactive { idle, .. }) = n else {
             unreachable!()
         };
         assert!(idle >= Duration::from_secs(1));

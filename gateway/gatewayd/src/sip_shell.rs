@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use edge_config::{Config, Transport as ConfigTransport};
-use edge_media::session::MediaEvent;
+use edge_media::session::{Leg, MediaEvent};
 use edge_sip::b2bua::{CallEvent, CallRef, Trunk};
 use edge_sip::endpoint::Limits;
 use edge_sip::framing::{Frame, StreamFramer};
@@ -241,8 +241,9 @@ pub(crate) async fn run(
                     format!(", media sessions: {}", m.active())
                 });
                 let status = format!(
-                    "calls: {}, registered: {}{media_status}",
+                    "calls: {}, ending: {}, registered: {}{media_status}",
                     endpoint.active_calls(),
+                    endpoint.ending_calls(),
                     endpoint.registered()
                 );
                 notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
@@ -469,8 +470,12 @@ fn media_notice(endpoint: &mut Endpoint, answered: &HashSet<u64>, notice: MediaN
     let MediaNotice::Event(key, event) = notice;
     let call = CallRef::from_id(key);
     match event {
-        MediaEvent::Inactive(idle) if answered.contains(&key) => {
-            let reason = format!("no RTP for {} s", idle.as_secs());
+        MediaEvent::Inactive { leg, idle } if answered.contains(&key) => {
+            let from = match leg {
+                Leg::Browser => "the browser",
+                Leg::Trunk => "the trunk",
+            };
+            let reason = format!("no RTP from {from} for {} s", idle.as_secs());
             endpoint.media_failed(now(), call, 408, &reason);
         }
         MediaEvent::DtlsFailed(why) => {

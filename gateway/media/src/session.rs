@@ -77,8 +77,15 @@ pub enum MediaEvent {
     DtlsFailed(String),
     /// The browser stopped answering consent (RFC 7675): we stopped sending; end the call.
     ConsentExpired,
-    /// No RTP from either leg for the configured time: end the call with this reason.
-    Inactive(Duration),
+    /// No RTP for the configured time from a leg that should be sending (its direction lets it send to
+    /// us), or from either leg while both are on hold: end the call. Reported again after another full
+    /// timeout if the silence goes on (the call core may choose to wait, e.g. while the call rings).
+    Inactive {
+        /// The silent leg (the browser when both are on hold and neither sent).
+        leg: Leg,
+        /// How long it has been silent.
+        idle: Duration,
+    },
     /// The trunk's media source latched (first packet, or a new address after a re-INVITE).
     TrunkLatched(SocketAddr),
 }
@@ -99,6 +106,10 @@ pub enum Direction {
 impl Direction {
     fn sends(self) -> bool {
         matches!(self, Self::SendRecv | Self::SendOnly)
+    }
+
+    fn receives(self) -> bool {
+        matches!(self, Self::SendRecv | Self::RecvOnly)
     }
 }
 
@@ -184,7 +195,9 @@ pub struct MediaSession {
     to_browser: Rewriter,
     to_trunk: Rewriter,
     dtmf: VecDeque<DtmfSender>,
-    last_media: Instant,
+    /// Last RTP from each leg: inactivity is watched per leg.
+    last_from_browser: Instant,
+    last_from_trunk: Instant,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MediaEvent>,
     ended: bool,
@@ -233,7 +246,8 @@ impl MediaSession {
             trunk_rtcp_latched: None,
             neg,
             dtmf: VecDeque::new(),
-            last_media: now,
+            last_from_browser: now,
+            last_from_trunk: now,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             ended: false,
@@ -245,8 +259,20 @@ impl MediaSession {
     /// A re-offer/answer changed the parameters (hold/resume, codec, trunk address, ICE restart, new
     /// DTLS certificate). The DTLS role never changes; a new browser fingerprint means a new DTLS
     /// association, new ICE credentials an ICE restart; our outgoing streams continue either way.
-    pub fn update(&mut self, identity: &DtlsIdentity, mut neg: Negotiated) -> Result<(), DtlsError> {
+    pub fn update(
+        &mut self,
+        now: Instant,
+        identity: &DtlsIdentity,
+        mut neg: Negotiated,
+    ) -> Result<(), DtlsError> {
         neg.dtls_role = self.neg.dtls_role;
+        // A leg that may now send to us (a resume) gets a full timeout from now.
+        if neg.browser_direction.receives() && !self.neg.browser_direction.receives() {
+            self.last_from_browser = now;
+        }
+        if neg.trunk_direction.receives() && !self.neg.trunk_direction.receives() {
+            self.last_from_trunk = now;
+        }
         if neg.browser_fingerprint != self.neg.browser_fingerprint {
             self.dtls = DtlsTransport::new(
                 identity,
@@ -422,7 +448,7 @@ impl MediaSession {
         if rtcp {
             return self.browser_rtcp(buf, plain);
         }
-        self.last_media = now;
+        self.last_from_browser = now;
         let Some(mut h) = RtpHeader::parse(&buf[..plain]) else {
             self.stats.malformed += 1;
             return Forward::Done;
@@ -560,7 +586,7 @@ impl MediaSession {
                 Err(_) => Forward::Done,
             };
         }
-        self.last_media = now;
+        self.last_from_trunk = now;
         let Some(mut h) = RtpHeader::parse(&buf[..plain]) else {
             self.stats.malformed += 1;
             return Forward::Done;
@@ -603,21 +629,30 @@ impl MediaSession {
             (!self.consent_reported)
                 .then(|| self.ice.consent_deadline())
                 .flatten(),
-            Some(self.last_media + self.idle_limit()),
+            Some(self.idle_deadline().0),
         ]
         .into_iter()
         .flatten()
         .min()
     }
 
-    fn idle_limit(&self) -> Duration {
-        if self.neg.browser_direction == Direction::Inactive
-            && self.neg.trunk_direction == Direction::Inactive
-        {
-            self.config.hold_timeout
-        } else {
-            self.config.inactivity_timeout
-        }
+    /// When silence becomes inactivity, and on which leg. A leg is watched while its direction lets it
+    /// send to us; when neither may (both on hold), the call is idle once neither leg sent for the
+    /// hold timeout.
+    fn idle_deadline(&self) -> (Instant, Leg) {
+        let watched = [
+            (self.neg.browser_direction, self.last_from_browser, Leg::Browser),
+            (self.neg.trunk_direction, self.last_from_trunk, Leg::Trunk),
+        ];
+        watched
+            .iter()
+            .filter(|(direction, _, _)| direction.receives())
+            .map(|&(_, last, leg)| (last + self.config.inactivity_timeout, leg))
+            .min_by_key(|&(at, _)| at)
+            .unwrap_or_else(|| {
+                let last = self.last_from_browser.max(self.last_from_trunk);
+                (last + self.config.hold_timeout, Leg::Browser)
+            })
     }
 
     /// Advances timers to `now`.
@@ -667,10 +702,16 @@ impl MediaSession {
             self.ended = true;
             self.events.push_back(MediaEvent::ConsentExpired);
         }
-        let idle = now.saturating_duration_since(self.last_media);
-        if !self.ended && idle >= self.idle_limit() {
-            self.ended = true;
-            self.events.push_back(MediaEvent::Inactive(idle));
+        let (deadline, leg) = self.idle_deadline();
+        if !self.ended && now >= deadline {
+            let last = match leg {
+                Leg::Browser => &mut self.last_from_browser,
+                Leg::Trunk => &mut self.last_from_trunk,
+            };
+            let idle = now.saturating_duration_since(*last);
+            // Counted afresh: if the call core lets the call live (it rings), it hears again later.
+            *last = now;
+            self.events.push_back(MediaEvent::Inactive { leg, idle });
         }
     }
 
@@ -989,7 +1030,7 @@ mod tests {
         held.browser_direction = Direction::Inactive;
         held.trunk_direction = Direction::Inactive;
         let identity = DtlsIdentity::generate().unwrap();
-        c.gw.update(&identity, held.clone()).unwrap();
+        c.gw.update(c.now, &identity, held.clone()).unwrap();
         // The browser keeps consent alive during the hold (Chrome checks every few seconds).
         for _ in 0..240 {
             c.now += Duration::from_secs(5);
@@ -998,7 +1039,7 @@ mod tests {
             c.drain();
         }
         assert!(
-            !c.events.iter().any(|e| matches!(e, MediaEvent::Inactive(_))),
+            !c.events.iter().any(|e| matches!(e, MediaEvent::Inactive { .. })),
             "hold uses the hold timeout"
         );
         let mut resumed = held;
@@ -1006,7 +1047,7 @@ mod tests {
         resumed.trunk_direction = Direction::SendRecv;
         // The re-offer tries to flip the DTLS role: it is kept.
         resumed.dtls_role = DtlsRole::Client;
-        c.gw.update(&identity, resumed).unwrap();
+        c.gw.update(c.now, &identity, resumed).unwrap();
         assert_eq!(c.gw.dtls.role(), DtlsRole::Server);
         assert!(
             c.gw.is_secure(),
@@ -1081,7 +1122,7 @@ mod tests {
         assert!(
             c.events
                 .iter()
-                .all(|e| !matches!(e, MediaEvent::Inactive(_) | MediaEvent::ConsentExpired))
+                .all(|e| !matches!(e, MediaEvent::Inactive { .. } | MediaEvent::ConsentExpired))
         );
         // No consent checks for 30 s: we stop, and say so.
         c.now += Duration::from_secs(6);
@@ -1115,9 +1156,63 @@ mod tests {
         assert!(
             c.events
                 .iter()
-                .any(|e| matches!(e, MediaEvent::Inactive(d) if *d >= Duration::from_secs(60)))
+                .any(|e| matches!(e, MediaEvent::Inactive { idle, .. } if *idle >= Duration::from_secs(60)))
         );
         assert!(!c.events.contains(&MediaEvent::ConsentExpired));
+    }
+
+    #[test]
+    fn a_silent_trunk_is_inactive_while_the_browser_talks_but_not_while_it_holds() {
+        let mut c = Call::new();
+        c.connect();
+        let inactive = |c: &Call| {
+            c.events
+                .iter()
+                .filter_map(|e| match e {
+                    MediaEvent::Inactive { leg, idle } => Some((*leg, idle.as_secs())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // The phone's network vanishes: the browser goes on talking, the trunk sends nothing.
+        let talk = |c: &mut Call, seconds: u64| {
+            for i in 0..seconds * 50 {
+                c.now += Duration::from_millis(20);
+                c.browser_sends(0, &[0xd5; 160]);
+                if i % 250 == 0 {
+                    c.consent_check();
+                }
+                c.gw.handle_timeout(c.now);
+                c.drain();
+            }
+        };
+        talk(&mut c, 59);
+        assert_eq!(inactive(&c), []);
+        talk(&mut c, 2);
+        assert_eq!(inactive(&c), [(Leg::Trunk, 60)], "the silent leg is named");
+        // The call core may let it live (the call still rings): it hears again after another timeout.
+        talk(&mut c, 61);
+        assert_eq!(inactive(&c), [(Leg::Trunk, 60), (Leg::Trunk, 60)]);
+
+        // The browser holds (we only send toward the trunk): the trunk owes us nothing, the browser
+        // (sendonly, still sending) is watched.
+        let mut held = neg(c.gw.neg.browser_fingerprint.1.clone());
+        held.browser_direction = Direction::RecvOnly;
+        held.trunk_direction = Direction::SendOnly;
+        let identity = DtlsIdentity::generate().unwrap();
+        c.gw.update(c.now, &identity, held.clone()).unwrap();
+        c.events.clear();
+        talk(&mut c, 300);
+        assert_eq!(inactive(&c), []);
+        // Resumed: the trunk gets a full timeout from the resume, not from its last packet.
+        let mut resumed = held;
+        resumed.trunk_direction = Direction::SendRecv;
+        resumed.browser_direction = Direction::SendRecv;
+        c.gw.update(c.now, &identity, resumed).unwrap();
+        talk(&mut c, 59);
+        assert_eq!(inactive(&c), []);
+        talk(&mut c, 2);
+        assert_eq!(inactive(&c), [(Leg::Trunk, 60)]);
     }
 
     #[test]

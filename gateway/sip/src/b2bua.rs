@@ -725,9 +725,15 @@ impl B2bua {
         }
     }
 
-    /// Calls in progress.
+    /// Calls in progress (not yet ended).
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.values().filter(|c| c.phase != Phase::Ending).count()
+    }
+
+    /// Calls that have ended but whose last client transactions (the BYE, CANCEL or INVITE to B) are
+    /// still running out their RFC 3261 timers; each is forgotten when its last one finishes.
+    pub fn ending_calls(&self) -> usize {
+        self.calls.len() - self.active_calls()
     }
 
     /// The next call event.

@@ -156,6 +156,11 @@ impl Endpoint {
         self.b2bua.as_ref().map_or(0, B2bua::active_calls)
     }
 
+    /// Ended calls still waiting for their last transactions (see [`B2bua::ending_calls`]).
+    pub fn ending_calls(&self) -> usize {
+        self.b2bua.as_ref().map_or(0, B2bua::ending_calls)
+    }
+
     /// Browsers registered through the gateway.
     pub fn registered(&self) -> usize {
         self.b2bua.as_ref().map_or(0, B2bua::registered)
