@@ -74,6 +74,9 @@ pub enum DtlsError {
     /// the handshake completed without an SRTP profile we support
     #[error("DTLS completed without a supported SRTP protection profile")]
     NoSrtpProfile,
+    /// the peer closed the association (close_notify): not a failure, it is hanging up
+    #[error("the peer closed DTLS (close_notify)")]
+    Closed,
 }
 
 /// The gateway's DTLS identity: one self-signed ECDSA P-256 certificate for every call (its
@@ -259,9 +262,7 @@ impl DtlsTransport {
                     self.keys = Some(self.export()?);
                     completed = true;
                 }
-                EndpointEvent::PeerClosed => {
-                    return Err(DtlsError::Handshake("peer sent close_notify".into()));
-                }
+                EndpointEvent::PeerClosed => return Err(DtlsError::Closed),
                 // WebRTC audio carries no data channel on this leg: application data is ignored.
                 _ => {}
             }

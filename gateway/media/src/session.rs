@@ -75,6 +75,9 @@ pub enum MediaEvent {
     DtlsConnected(Profile),
     /// DTLS failed: the browser leg has no media; end the call.
     DtlsFailed(String),
+    /// The browser closed DTLS (close_notify), as it does when it hangs up: we stopped sending to it.
+    /// Not a failure: its BYE ends the call (or consent expiry, if none comes).
+    DtlsClosed,
     /// The browser stopped answering consent (RFC 7675): we stopped sending; end the call.
     ConsentExpired,
     /// No RTP for the configured time from a leg that should be sending (its direction lets it send to
@@ -402,6 +405,14 @@ impl MediaSession {
                 }
             }
             Ok(false) => {}
+            // The browser closed its end (its call is over; the BYE is on its way, or consent expiry
+            // will end the call): its SRTP keys are gone, so nothing more goes to it.
+            Err(DtlsError::Closed) => {
+                if self.browser_tx.take().is_some() {
+                    self.browser_rx = None;
+                    self.events.push_back(MediaEvent::DtlsClosed);
+                }
+            }
             Err(e) => self.dtls_failed(&e),
         }
         self.flush_dtls();
@@ -1159,6 +1170,35 @@ mod tests {
                 .any(|e| matches!(e, MediaEvent::Inactive { idle, .. } if *idle >= Duration::from_secs(60)))
         );
         assert!(!c.events.contains(&MediaEvent::ConsentExpired));
+    }
+
+    #[test]
+    fn the_browsers_close_notify_stops_media_to_it_without_failing_the_call() {
+        let mut c = Call::new();
+        c.connect();
+        c.browser.dtls.close().unwrap();
+        let mut buf = vec![0u8; 1500];
+        let mut alerts = Vec::new();
+        while let dimpl::Output::Packet(p) = c.browser.dtls.poll_output(&mut buf) {
+            alerts.push(p.to_vec());
+        }
+        assert_eq!(alerts.len(), 1, "one close_notify");
+        let mut alert = alerts.remove(0);
+        let n = alert.len();
+        alert.resize(1500, 0);
+        assert_eq!(c.gw.from_browser(c.now, c.browser.addr, &mut alert, n), Forward::Done);
+        c.drain();
+        assert!(c.events.contains(&MediaEvent::DtlsClosed), "{:?}", c.events);
+        assert!(!c.events.iter().any(|e| matches!(e, MediaEvent::DtlsFailed(_))));
+        // The trunk's audio no longer goes to a browser that has no keys for it.
+        let h = RtpHeader {
+            marker: false,
+            pt: 0,
+            seq: 1,
+            ts: 0,
+            ssrc: 1,
+        };
+        assert!(c.trunk_sends(trunk(), h, &[0; 160]).is_none());
     }
 
     #[test]
