@@ -463,7 +463,6 @@ class Suite:
                                                     "-m", "64", "-M", "8"], self.out)
         wait_until(lambda: ctl.exists(), 20, "Kamailio's control socket")
         self.gw = Gatewayd(self.lab, self.args.gatewayd, self.kam_port, self.work)
-        self.baseline_sockets = self.gw.sockets()
         phones = self.work / "phones"
         # bob: G.711 only, answers by itself. dave: Opus only, answers by itself. carol: G.711, answers when told.
         self.bob = Phone(self.lab, "bob", self.kam_port, "PCMU,PCMA", self.phone_tone_8k, 8000, True, phones)
@@ -471,6 +470,8 @@ class Suite:
         self.carol = Phone(self.lab, "carol", self.kam_port, "PCMU,PCMA", self.phone_tone_8k, 8000, False, phones)
         for who in ("bob", "dave", "carol"):
             self.kamailio.wait_for(f"REGISTERED sip:{who}@", 20)
+        # The gateway's sockets with no browser and no call: every scenario must leave exactly these.
+        self.baseline_sockets = self.gw.sockets()
         self.browsers = 0
 
     def browser(self, transport="ws", user="alice", auto_answer=False, session_timers=True):
