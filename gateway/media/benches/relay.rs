@@ -167,11 +167,11 @@ fn raise_fd_limit() -> u64 {
 /// Large buffers, and the kernel's receive timestamp on every datagram (so that the generator's own
 /// loop never counts as relay latency).
 fn set_buffers(fd: i32, bytes: i32) {
-    for (opt, bytes) in [
-        (libc::SO_RCVBUF, bytes),
-        (libc::SO_SNDBUF, bytes),
-        (libc::SO_TIMESTAMPNS, 1),
-    ] {
+    set_options(fd, &[(libc::SO_RCVBUF, bytes), (libc::SO_SNDBUF, bytes), (libc::SO_TIMESTAMPNS, 1)]);
+}
+
+fn set_options(fd: i32, options: &[(i32, i32)]) {
+    for &(opt, bytes) in options {
         // SAFETY: `fd` is an open socket and the option value is a valid i32 of the given size.
         unsafe {
             libc::setsockopt(
@@ -312,6 +312,48 @@ impl Mmsg {
         self.count = 0;
         (total - done) as u64
     }
+}
+
+/// One datagram with the kernel's receive time (CLOCK_REALTIME ns; SO_TIMESTAMPNS must be on).
+fn recv_stamped(fd: i32, buf: &mut [u8; 1500]) -> Option<(usize, SocketAddr, u64)> {
+    // SAFETY: all-zero is a valid sockaddr_in and msghdr.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut ctrl = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_name = (&raw mut addr).cast();
+    hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    hdr.msg_iov = &raw mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = ctrl.as_mut_ptr().cast();
+    hdr.msg_controllen = size_of_val(&ctrl) as _;
+    // SAFETY: every pointer in `hdr` points at a live local of the size given.
+    let n = unsafe { libc::recvmsg(fd, &raw mut hdr, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return None;
+    }
+    let mut received = 0;
+    // SAFETY: the kernel filled `msg_control` within `msg_controllen`; an SCM_TIMESTAMPNS payload is
+    // one timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&raw const hdr);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                received = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            }
+            c = libc::CMSG_NXTHDR(&raw const hdr, c);
+        }
+    }
+    let from = SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+        u16::from_be(addr.sin_port),
+    );
+    Some((n as usize, SocketAddr::V4(from), received))
 }
 
 /// The load generator: a browser-side and a trunk-side socket for all calls.
@@ -523,12 +565,15 @@ impl Generator {
 }
 
 /// The relay under test: one thread, one mio loop over both legs' sockets of `calls`.
+/// With `residence`, each relayed datagram's time inside the relay (kernel receive stamp → its send
+/// returned) goes into it: the latency the relay adds, free of the generator's own delays.
 fn relay(
     calls: &mut [GwCall],
     mode: Mode,
     stop: &AtomicBool,
     gen_b: SocketAddr,
     gen_t: SocketAddr,
+    mut residence: Option<&mut Vec<u64>>,
 ) -> RelayReport {
     let mut poll = Poll::new().unwrap();
     for (i, c) in calls.iter_mut().enumerate() {
@@ -553,10 +598,17 @@ fn relay(
             let c = &mut calls[i];
             loop {
                 let sock = if browser_side { &c.browser } else { &c.trunk };
-                let (len, from) = match sock.recv_from(&mut buf) {
-                    Ok(r) => r,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) => panic!("recv: {e}"),
+                let (len, from, received) = if residence.is_some() {
+                    match recv_stamped(sock.as_raw_fd(), &mut buf) {
+                        Some(r) => r,
+                        None => break,
+                    }
+                } else {
+                    match sock.recv_from(&mut buf) {
+                        Ok((len, from)) => (len, from, 0),
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("recv: {e}"),
+                    }
                 };
                 match mode {
                     Mode::Bare => {
@@ -567,6 +619,8 @@ fn relay(
                         };
                         if out.send_to(&buf[..len], to).is_err() {
                             report.send_errors += 1;
+                        } else if let Some(r) = residence.as_deref_mut() {
+                            r.push(realtime_ns().saturating_sub(received));
                         }
                     }
                     Mode::Edge => {
@@ -575,10 +629,12 @@ fn relay(
                         } else {
                             c.session.from_trunk(now, from, false, &mut buf, len)
                         };
-                        if let Forward::Send { from, to, len } = fwd
-                            && c.socket(from).send_to(&buf[..len], to).is_err()
-                        {
-                            report.send_errors += 1;
+                        if let Forward::Send { from, to, len } = fwd {
+                            if c.socket(from).send_to(&buf[..len], to).is_err() {
+                                report.send_errors += 1;
+                            } else if let Some(r) = residence.as_deref_mut() {
+                                r.push(realtime_ns().saturating_sub(received));
+                            }
                         }
                         flush_session(c, &mut report);
                     }
@@ -621,6 +677,8 @@ struct Bench {
     gw: Vec<GwCall>,
     generator: Generator,
     step: Duration,
+    /// Time inside the relay per datagram of the last latency step (ns).
+    residence: Vec<u64>,
 }
 
 impl Bench {
@@ -632,8 +690,10 @@ impl Bench {
         let gen_b = self.generator.browser.local_addr().unwrap();
         let gen_t = self.generator.trunk.local_addr().unwrap();
         let (gw, generator, length) = (&mut self.gw[..calls], &mut self.generator, self.step);
+        self.residence.clear();
+        let residence = latency.is_some().then_some(&mut self.residence);
         let (mut step, report) = std::thread::scope(|s| {
-            let relay = s.spawn(|| relay(gw, mode, &stop, gen_b, gen_t));
+            let relay = s.spawn(|| relay(gw, mode, &stop, gen_b, gen_t, residence));
             let step = generator.run(calls, length, mode, latency);
             stop.store(true, Ordering::Relaxed);
             (step, relay.join().unwrap())
@@ -719,6 +779,9 @@ fn setup(capacity: usize) -> Bench {
     for i in 0..capacity {
         let browser = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let trunk = mio::net::UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        for s in [&browser, &trunk] {
+            set_options(s.as_raw_fd(), &[(libc::SO_TIMESTAMPNS, 1)]);
+        }
         let (gw_browser, gw_trunk) = (v4(browser.local_addr().unwrap()), v4(trunk.local_addr().unwrap()));
         by_port[usize::from(gw_browser.port())] = i as u32;
         by_port[usize::from(gw_trunk.port())] = i as u32;
@@ -793,6 +856,7 @@ fn setup(capacity: usize) -> Bench {
             inbox: Mmsg::new(),
         },
         step: Duration::from_secs(3),
+        residence: Vec::with_capacity(capacity * 400),
     }
 }
 
@@ -869,44 +933,75 @@ fn main() {
     // (milliseconds, now and then) lands in one round of one relay, not in the figure.
     let rounds = 5;
     println!(
-        "latency at half load ({half} calls), one way through the relay (stamp before sendmmsg → kernel receive \
-         stamp), {rounds} alternating rounds:"
+        "latency at half load ({half} calls), {rounds} alternating rounds; added = inside the relay (kernel receive \
+         stamp on its socket → its send returned), end to end = generator stamp before sendmmsg → kernel receive \
+         stamp back at the generator (adds the generator's batching and both kernel hops):"
     );
     let mut per_mode = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (m, mode) in [Mode::Bare, Mode::Edge].into_iter().enumerate() {
             let mut samples = Some(Vec::with_capacity(half * 100 * 4));
             bench.step(half, mode, &mut samples);
-            let mut s = samples.unwrap();
-            s.sort_unstable();
-            let us = |p| percentile(&s, p).as_secs_f64() * 1e6;
-            println!(
-                "    {:<15} p50 {:>6.1} µs  p90 {:>6.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  max {:>7.1} µs  ({} samples)",
-                mode.name(),
-                us(0.5),
-                us(0.9),
-                us(0.99),
-                us(0.999),
-                us(1.0),
-                s.len()
-            );
-            per_mode[m].push((us(0.5), us(0.99)));
+            let mut e2e = samples.unwrap();
+            e2e.sort_unstable();
+            bench.residence.sort_unstable();
+            let (e2e, added) = (Percentiles::of(&e2e), Percentiles::of(&bench.residence));
+            println!("    {:<15} added      {added}", mode.name());
+            println!("    {:<15} end to end {e2e}", "");
+            per_mode[m].push((added, e2e));
         }
     }
-    let median = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+    let median = |v: &[(Percentiles, Percentiles)], f: fn(&(Percentiles, Percentiles)) -> f64| {
         let mut x: Vec<f64> = v.iter().map(f).collect();
         x.sort_by(f64::total_cmp);
         x[x.len() / 2]
     };
-    let [bare, edge] = per_mode.map(|v| (median(&v, |p| p.0), median(&v, |p| p.1)));
+    let [bare, edge] = per_mode.map(|v| {
+        [
+            median(&v, |p| p.0.p50),
+            median(&v, |p| p.0.p99),
+            median(&v, |p| p.1.p50),
+            median(&v, |p| p.1.p99),
+        ]
+    });
     println!(
-        "  median of rounds: bare p50 {:.1} µs p99 {:.1} µs; edge-media p50 {:.1} µs p99 {:.1} µs (goal ≤ 200 µs); \
-         added over the bare relay: p50 {:+.1} µs, p99 {:+.1} µs",
-        bare.0,
-        bare.1,
-        edge.0,
-        edge.1,
-        edge.0 - bare.0,
-        edge.1 - bare.1
+        "  median of rounds: added latency edge-media p50 {:.1} µs p99 {:.1} µs (goal p99 ≤ 200 µs), bare relay p50 {:.1} µs \
+         p99 {:.1} µs; end to end edge-media p50 {:.1} µs p99 {:.1} µs, bare relay p50 {:.1} µs p99 {:.1} µs",
+        edge[0], edge[1], bare[0], bare[1], edge[2], edge[3], bare[2], bare[3]
     );
+}
+
+/// Latency percentiles of one round, in µs.
+#[derive(Debug, Clone, Copy)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    samples: usize,
+}
+
+impl Percentiles {
+    fn of(sorted: &[u64]) -> Self {
+        let us = |p| percentile(sorted, p).as_secs_f64() * 1e6;
+        Self {
+            p50: us(0.5),
+            p90: us(0.9),
+            p99: us(0.99),
+            p999: us(0.999),
+            max: us(1.0),
+            samples: sorted.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:>6.1} µs  p90 {:>6.1} µs  p99 {:>7.1} µs  p99.9 {:>7.1} µs  max {:>7.1} µs  ({} samples)",
+            self.p50, self.p90, self.p99, self.p999, self.max, self.samples
+        )
+    }
 }
