@@ -77,6 +77,11 @@ pub struct MediaConfig {
     /// The same while the call is on hold (0: never).
     #[serde(default = "MediaConfig::default_hold")]
     pub hold_timeout_s: u32,
+    /// SCHED_FIFO priority of the media thread, 1-99 (0: the normal scheduler). Real-time scheduling
+    /// keeps the relay's added latency low when the box is busy; it needs root, CAP_SYS_NICE or an
+    /// RLIMIT_RTPRIO at least this high (the systemd unit sets LimitRTPRIO), else the thread runs normally.
+    #[serde(default = "MediaConfig::default_realtime")]
+    pub realtime_priority: u8,
 }
 
 fn yes() -> bool {
@@ -102,6 +107,9 @@ impl MediaConfig {
     fn default_hold() -> u32 {
         7200
     }
+    fn default_realtime() -> u8 {
+        10
+    }
 
     /// How many calls the port range holds (four ports each: browser, trunk RTP + RTCP, and the
     /// browser port's pair is skipped to keep trunk RTP ports even).
@@ -123,6 +131,7 @@ impl Default for MediaConfig {
             trunk_srtp: TrunkSrtp::default(),
             inactivity_timeout_s: Self::default_inactivity(),
             hold_timeout_s: Self::default_hold(),
+            realtime_priority: Self::default_realtime(),
         }
     }
 }
@@ -877,6 +886,15 @@ impl Config {
                 ));
             }
         }
+        if m.realtime_priority > 99 {
+            return Err((
+                key(&["realtime_priority"]),
+                format!(
+                    "must be 0 (normal scheduling) or 1-99, got {}",
+                    m.realtime_priority
+                ),
+            ));
+        }
         if m.inactivity_timeout_s != 0 && m.inactivity_timeout_s < 5 {
             return Err((
                 key(&["inactivity_timeout_s"]),
@@ -996,6 +1014,12 @@ mod tests {
                 "media.inactivity_timeout_s",
                 7,
                 "at least 5",
+            ),
+            (
+                "[media]\nrealtime_priority = 100\n",
+                "media.realtime_priority",
+                7,
+                "1-99",
             ),
             (
                 "[media.trunk]\naddress = \"::\"\n",

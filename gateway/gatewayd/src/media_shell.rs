@@ -245,6 +245,35 @@ fn clock() -> Instant {
     Instant::now()
 }
 
+/// Puts the calling (media) thread on SCHED_FIFO at `priority` (0: leave it alone). Refused without
+/// root, CAP_SYS_NICE or a high enough RLIMIT_RTPRIO: then it says so and runs at normal priority.
+fn realtime(priority: u8) {
+    use thread_priority::{
+        RealtimeThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    if priority == 0 {
+        return;
+    }
+    let result = ThreadPriorityValue::try_from(priority)
+        .and_then(|value| {
+            set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Crossplatform(value),
+                ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+            )
+            .map_err(|e| format!("{e:?}"))
+        });
+    match result {
+        Ok(()) => tracing::info!(priority, "media thread on real-time scheduling (SCHED_FIFO)"),
+        Err(why) => tracing::info!(
+            priority,
+            %why,
+            "media thread on normal scheduling: SCHED_FIFO refused (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO)"
+        ),
+    }
+}
+
 fn wake(waker: &Waker) {
     if let Err(e) = waker.wake() {
         tracing::error!(error = %e, "cannot wake the media thread");
@@ -288,9 +317,11 @@ impl MediaShell {
             active: Arc::clone(&active),
             counters: Arc::clone(&counters),
         };
-        let thread = std::thread::Builder::new()
-            .name("media".into())
-            .spawn(move || media.run())?;
+        let priority = cfg.realtime_priority;
+        let thread = std::thread::Builder::new().name("media".into()).spawn(move || {
+            realtime(priority);
+            media.run();
+        })?;
         tracing::info!(
             port_min = cfg.port_min,
             port_max = cfg.port_max,

@@ -8,9 +8,16 @@
 //!   toward the browser leg), paced evenly, bounded in count and time, with `sendmmsg`/`recvmmsg` on two
 //!   sockets so that the relay, not the generator, saturates first. It sends a consent check per call
 //!   every 4 s, as a browser does.
-//! - The relay under test is one thread (one core): a mio loop reading the clock once per wake.
+//! - The relay under test is one thread (one core): a mio loop reading the clock once per wake, with
+//!   the sessions' timers in a heap as gatewayd's media thread keeps them. Like gatewayd's media thread
+//!   (`[media] realtime_priority`) it runs on SCHED_FIFO, pinned to its own CPU, the generator on the
+//!   other (`--no-realtime` leaves both to the normal scheduler: the figures then mostly show this
+//!   shared machine's scheduling noise, for both relays alike).
 //! - For each relay the number of calls doubles, then bisects, to the largest count relayed at < 0.1 %
-//!   loss; then both relays run at half that load with the send time in every payload for latency.
+//!   loss; then both relays run at half that load for latency, in alternating rounds: the added latency
+//!   is each datagram's time inside the relay (kernel receive stamp on the relay's socket → its send
+//!   returned), the end-to-end one is from the generator's stamp in the payload to the kernel's
+//!   receive stamp back at the generator.
 //!
 //! Prints figures and ratios; never fails on a time. `cargo bench -p edge-media --bench relay`
 //! (`-- --quick` for shorter steps, as CI runs it).
@@ -37,6 +44,8 @@
 #[path = "../src/testkit.rs"]
 mod testkit;
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -79,6 +88,8 @@ struct GwCall {
     browser: mio::net::UdpSocket,
     trunk: mio::net::UdpSocket,
     session: MediaSession,
+    /// The earliest deadline this call has in the timer heap.
+    armed: Option<Instant>,
 }
 
 impl GwCall {
@@ -167,7 +178,14 @@ fn raise_fd_limit() -> u64 {
 /// Large buffers, and the kernel's receive timestamp on every datagram (so that the generator's own
 /// loop never counts as relay latency).
 fn set_buffers(fd: i32, bytes: i32) {
-    set_options(fd, &[(libc::SO_RCVBUF, bytes), (libc::SO_SNDBUF, bytes), (libc::SO_TIMESTAMPNS, 1)]);
+    set_options(
+        fd,
+        &[
+            (libc::SO_RCVBUF, bytes),
+            (libc::SO_SNDBUF, bytes),
+            (libc::SO_TIMESTAMPNS, 1),
+        ],
+    );
 }
 
 fn set_options(fd: i32, options: &[(i32, i32)]) {
@@ -314,6 +332,27 @@ impl Mmsg {
     }
 }
 
+/// Pins the calling thread to `cpu` and gives it SCHED_FIFO priority, as a media thread on an
+/// appliance runs: the relay and the generator then neither share a CPU nor wait behind the machine's
+/// other work. Best effort (needs root or CAP_SYS_NICE and two CPUs); says once if refused.
+fn realtime(cpu: usize) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if std::env::args().any(|a| a == "--no-realtime") {
+        return;
+    }
+    // SAFETY: `set` is a valid cpu_set_t built with the libc macros; the param struct is valid.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let pinned = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) == 0;
+        let param = libc::sched_param { sched_priority: 10 };
+        pinned && libc::sched_setscheduler(0, libc::SCHED_FIFO, &raw const param) == 0
+    };
+    if !ok && !WARNED.swap(true, Ordering::Relaxed) {
+        println!("  (no SCHED_FIFO or CPU pinning here: latency includes the machine's scheduling noise)");
+    }
+}
+
 /// One datagram with the kernel's receive time (CLOCK_REALTIME ns; SO_TIMESTAMPNS must be on).
 fn recv_stamped(fd: i32, buf: &mut [u8; 1500]) -> Option<(usize, SocketAddr, u64)> {
     // SAFETY: all-zero is a valid sockaddr_in and msghdr.
@@ -330,7 +369,7 @@ fn recv_stamped(fd: i32, buf: &mut [u8; 1500]) -> Option<(usize, SocketAddr, u64
     hdr.msg_iov = &raw mut iov;
     hdr.msg_iovlen = 1;
     hdr.msg_control = ctrl.as_mut_ptr().cast();
-    hdr.msg_controllen = size_of_val(&ctrl) as _;
+    hdr.msg_controllen = size_of_val(&ctrl);
     // SAFETY: every pointer in `hdr` points at a live local of the size given.
     let n = unsafe { libc::recvmsg(fd, &raw mut hdr, libc::MSG_DONTWAIT) };
     if n < 0 {
@@ -396,6 +435,7 @@ impl Generator {
         let total = rounds * calls;
         // SAFETY: PR_SET_TIMERSLACK takes a plain integer; 1 µs slack makes the pacing tick precise.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1000) };
+        realtime(0);
         let start = Instant::now();
         let cpu0 = thread_cpu();
         let (mut cursor, mut sent, mut received, mut skipped) = (0usize, 0u64, 0u64, 0u64);
@@ -587,10 +627,25 @@ fn relay(
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 1500];
     let mut report = RelayReport::default();
+    // Session timers as gatewayd's media thread keeps them: a heap of (deadline, call), a call re-armed
+    // after each datagram only when its deadline moved earlier; stale entries are skipped when popped.
+    let mut timers = BinaryHeap::with_capacity(calls.len() * 4);
+    if mode == Mode::Edge {
+        for (i, c) in calls.iter_mut().enumerate() {
+            c.armed = None;
+            arm(&mut timers, c, i);
+        }
+    }
+    realtime(1);
     let cpu0 = thread_cpu();
-    let mut next_tick = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        poll.poll(&mut events, Some(Duration::from_millis(20))).unwrap();
+        let wait = timers
+            .peek()
+            .map_or(Duration::from_millis(20), |(Reverse(at), _)| {
+                at.saturating_duration_since(Instant::now())
+            });
+        poll.poll(&mut events, Some(wait.min(Duration::from_millis(20))))
+            .unwrap();
         // One clock read per wake.
         let now = Instant::now();
         for ev in &events {
@@ -637,18 +692,23 @@ fn relay(
                             }
                         }
                         flush_session(c, &mut report);
+                        arm(&mut timers, c, i);
                     }
                 }
             }
         }
-        if mode == Mode::Edge && now >= next_tick {
-            for c in calls.iter_mut() {
-                if c.session.poll_timeout().is_some_and(|t| t <= now) {
-                    c.session.handle_timeout(now);
-                    flush_session(c, &mut report);
-                }
+        while let Some(&(Reverse(at), i)) = timers.peek()
+            && at <= now
+        {
+            timers.pop();
+            let c = &mut calls[i];
+            if c.armed != Some(at) {
+                continue;
             }
-            next_tick = now + Duration::from_millis(50);
+            c.armed = None;
+            c.session.handle_timeout(now);
+            flush_session(c, &mut report);
+            arm(&mut timers, c, i);
         }
     }
     report.cpu = thread_cpu() - cpu0;
@@ -657,6 +717,15 @@ fn relay(
         poll.registry().deregister(&mut c.trunk).unwrap();
     }
     report
+}
+
+fn arm(timers: &mut BinaryHeap<(Reverse<Instant>, usize)>, c: &mut GwCall, i: usize) {
+    if let Some(at) = c.session.poll_timeout()
+        && c.armed.is_none_or(|armed| at < armed)
+    {
+        timers.push((Reverse(at), i));
+        c.armed = Some(at);
+    }
 }
 
 fn flush_session(c: &mut GwCall, report: &mut RelayReport) {
@@ -824,6 +893,7 @@ fn setup(capacity: usize) -> Bench {
         let ((tx, rx), _) = testkit::dtls_handshake(&mut session, epoch, gen_b, &mut dtls);
         while session.poll_event().is_some() {}
         gw.push(GwCall {
+            armed: None,
             browser,
             trunk,
             session,

@@ -1186,7 +1186,10 @@ mod tests {
         let mut alert = alerts.remove(0);
         let n = alert.len();
         alert.resize(1500, 0);
-        assert_eq!(c.gw.from_browser(c.now, c.browser.addr, &mut alert, n), Forward::Done);
+        assert_eq!(
+            c.gw.from_browser(c.now, c.browser.addr, &mut alert, n),
+            Forward::Done
+        );
         c.drain();
         assert!(c.events.contains(&MediaEvent::DtlsClosed), "{:?}", c.events);
         assert!(!c.events.iter().any(|e| matches!(e, MediaEvent::DtlsFailed(_))));

@@ -40,7 +40,10 @@ pub(crate) fn session() -> SdpSession {
 }
 
 fn path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // The runtime value first: cargo sets it for the test process. The compile-time one is wrong when
+    // a target dir shared between checkouts (as CI keeps one) hands this binary to another clone.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("tests/golden")
         .join(name)
 }
