@@ -676,26 +676,28 @@ class Suite:
         self.wait_idle("hold/resume")
 
     def s5_dtmf(self, d):
-        b = self.browser()
-        mark, pmark = b.mark(), self.bob.mark()
-        b.do("call", "sip:bob@127.0.0.1")
-        b.wait_event("confirmed", 20, mark)
-        self.bob.wait_event("CALL_ESTABLISHED", 10, pmark)
-        time.sleep(1)
-        lmark = len(self.bob.proc.lines)
-        b.do("dtmf", DTMF_DIGITS)
-        want = list(DTMF_DIGITS)
-        got = lambda: [e.get("param") for e in self.bob.find("CALL_DTMF_START", pmark)]
-        try:
-            wait_until(lambda: len(got()) >= len(want), 15, "DTMF at baresip")
-        finally:
-            d["digits sent (INFO)"] = DTMF_DIGITS
-            d["digits baresip received (RFC 4733 events)"] = "".join(str(x) for x in got())
-            d["baresip log"] = [l.strip() for l in self.bob.proc.lines[lmark:] if "DTMF" in l.upper()][:8]
-        check(got()[:len(want)] == want, f"baresip received {got()}, expected {want}")
-        b.do("hangup")
-        self.bob.wait_event("CALL_CLOSED", 10, pmark)
-        self.wait_idle("DTMF call")
+        # To the G.711 phone (telephone-event/8000 on the audio clock) and to the Opus phone (the event
+        # clock must follow Opus's 48 kHz).
+        for phone in (self.bob, self.dave):
+            b = self.browser()
+            mark, pmark = b.mark(), phone.mark()
+            b.do("call", f"sip:{phone.name}@127.0.0.1")
+            b.wait_event("confirmed", 20, mark)
+            phone.wait_event("CALL_ESTABLISHED", 10, pmark)
+            time.sleep(1)
+            b.do("dtmf", DTMF_DIGITS)
+            want = list(DTMF_DIGITS)
+            got = lambda: [e.get("param") for e in phone.find("CALL_DTMF_START", pmark)]
+            try:
+                wait_until(lambda: len(got()) >= len(want), 15, f"DTMF at {phone.name}")
+            finally:
+                d[f"{phone.name}: digits sent (INFO)"] = DTMF_DIGITS
+                d[f"{phone.name}: digits received (RFC 4733 events)"] = "".join(str(x) for x in got())
+            check(got()[:len(want)] == want, f"{phone.name} received {got()}, expected {want}")
+            b.do("hangup")
+            phone.wait_event("CALL_CLOSED", 10, pmark)
+            self.wait_idle("DTMF call")
+            b.quit()
 
     def s6_session_timers(self, d):
         b = self.browser()

@@ -262,13 +262,12 @@ fn negotiated(plan: &MediaPlan, default_ptime_ms: u32) -> Negotiated {
         HashAlgorithm::Sha512 => FingerprintHash::Sha512,
     };
     let codec = &plan.codec;
-    // The media core generates and maps telephone-events on the codec's clock; an event at another
-    // rate is left out rather than sent with wrong timing.
+    // The same event rate on both legs (the SDP layer sees to it), so relayed events need no scaling;
+    // generated ones count their duration in it.
     let telephone_event = plan
         .telephone_event
         .as_ref()
-        .filter(|e| e.clock_rate == codec.clock_rate)
-        .map(|e| (e.browser_pt.unwrap_or(u8::MAX), e.trunk_pt));
+        .map(|e| (e.browser_pt.unwrap_or(u8::MAX), e.trunk_pt, e.clock_rate));
     Negotiated {
         browser_ufrag: plan.browser.remote_ice_ufrag.clone(),
         browser_fingerprint: (hash, fp.value.clone()),

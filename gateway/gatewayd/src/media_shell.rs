@@ -255,15 +255,14 @@ fn realtime(priority: u8) {
     if priority == 0 {
         return;
     }
-    let result = ThreadPriorityValue::try_from(priority)
-        .and_then(|value| {
-            set_thread_priority_and_policy(
-                thread_native_id(),
-                ThreadPriority::Crossplatform(value),
-                ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
-            )
-            .map_err(|e| format!("{e:?}"))
-        });
+    let result = ThreadPriorityValue::try_from(priority).and_then(|value| {
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(value),
+            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+        )
+        .map_err(|e| format!("{e:?}"))
+    });
     match result {
         Ok(()) => tracing::info!(priority, "media thread on real-time scheduling (SCHED_FIFO)"),
         Err(why) => tracing::info!(
@@ -867,7 +866,7 @@ mod tests {
             trunk_rtcp_mux: false,
             trunk_sdes: None,
             codec: (8000, 0, 0),
-            telephone_event: Some((126, 101)),
+            telephone_event: Some((126, 101, 8000)),
             browser_direction: Direction::SendRecv,
             trunk_direction: Direction::SendRecv,
             ptime: Duration::from_millis(20),

@@ -876,7 +876,7 @@ fn setup(capacity: usize) -> Bench {
                 trunk_rtcp_mux: true,
                 trunk_sdes: None,
                 codec: (8000, 0, 0),
-                telephone_event: Some((126, 101)),
+                telephone_event: Some((126, 101, 8000)),
                 browser_direction: Direction::SendRecv,
                 trunk_direction: Direction::SendRecv,
                 ptime: PTIME,

@@ -135,8 +135,10 @@ pub struct Negotiated {
     pub trunk_sdes: Option<(Profile, Vec<u8>, Vec<u8>)>,
     /// The codec: clock rate, browser PT, trunk PT.
     pub codec: (u32, u8, u8),
-    /// telephone-event: browser PT, trunk PT (same clock rate as the codec).
-    pub telephone_event: Option<(u8, u8)>,
+    /// telephone-event: browser PT, trunk PT, and its clock rate (the codec's, or 8000 beside Opus
+    /// with the many phones that know no other): event durations count in it, timestamps stay on the
+    /// audio stream's line.
+    pub telephone_event: Option<(u8, u8, u32)>,
     /// Our direction on the browser leg.
     pub browser_direction: Direction,
     /// Our direction on the trunk leg.
@@ -317,7 +319,7 @@ impl MediaSession {
     /// Queue a DTMF digit (from SIP INFO) toward the trunk as RFC 4733 telephone-event. Returns false
     /// if the trunk did not negotiate telephone-event or the digit is not DTMF.
     pub fn send_dtmf(&mut self, now: Instant, digit: char, duration: Duration) -> bool {
-        let (Some(event), Some(_)) = (dtmf_event(digit), self.neg.telephone_event) else {
+        let (Some(event), Some((_, _, event_clock))) = (dtmf_event(digit), self.neg.telephone_event) else {
             return false;
         };
         let start = self
@@ -331,7 +333,7 @@ impl MediaSession {
             self.neg.ptime
         };
         self.dtmf
-            .push_back(DtmfSender::new(start, event, duration, self.neg.codec.0, ptime));
+            .push_back(DtmfSender::new(start, event, duration, event_clock, ptime));
         true
     }
 
@@ -471,7 +473,7 @@ impl MediaSession {
         }
         h.pt = match (h.pt, self.neg.telephone_event) {
             (pt, _) if pt == self.neg.codec.1 => self.neg.codec.2,
-            (pt, Some((b, t))) if pt == b => t,
+            (pt, Some((b, t, _))) if pt == b => t,
             _ => {
                 self.stats.malformed += 1;
                 return Forward::Done;
@@ -608,7 +610,7 @@ impl MediaSession {
         }
         h.pt = match (h.pt, self.neg.telephone_event) {
             (pt, _) if pt == self.neg.codec.2 => self.neg.codec.1,
-            (pt, Some((b, t))) if pt == t => b,
+            (pt, Some((b, t, _))) if pt == t => b,
             _ => {
                 self.stats.malformed += 1;
                 return Forward::Done;
@@ -678,7 +680,7 @@ impl MediaSession {
         // Telephone-events toward the trunk.
         while let Some(sender) = self.dtmf.front_mut() {
             let mut out = [0u8; 16];
-            let (Some((_, pt)), Some(to)) = (
+            let (Some((_, pt, _)), Some(to)) = (
                 self.neg.telephone_event,
                 self.trunk_latched.or(self.neg.trunk_rtp),
             ) else {
@@ -802,7 +804,7 @@ mod tests {
             trunk_rtcp_mux: false,
             trunk_sdes: None,
             codec: (8000, 0, 0),
-            telephone_event: Some((126, 101)),
+            telephone_event: Some((126, 101, 8000)),
             browser_direction: Direction::SendRecv,
             trunk_direction: Direction::SendRecv,
             ptime: Duration::from_millis(20),
@@ -822,10 +824,17 @@ mod tests {
 
     impl Call {
         fn new() -> Self {
+            Self::with(|_| {})
+        }
+
+        /// A call whose negotiated parameters `change` adjusts first.
+        fn with(change: impl FnOnce(&mut Negotiated)) -> Self {
             let now = crate::test_epoch();
             let (dtls, fp) = dimpl_peer(true, now);
             let identity = DtlsIdentity::generate().unwrap();
-            let gw = MediaSession::new(now, &identity, config(), neg(fp)).unwrap();
+            let mut negotiated = neg(fp);
+            change(&mut negotiated);
+            let gw = MediaSession::new(now, &identity, config(), negotiated).unwrap();
             let browser = Browser {
                 addr: BROWSER.parse().unwrap(),
                 dtls,
@@ -1090,6 +1099,47 @@ mod tests {
         let mut c = Call::new();
         c.connect();
         c.browser_sends(0, &[0; 160]).unwrap();
+        let (packets, hs) = dtmf_7(&mut c);
+        assert!(hs.iter().all(|h| h.pt == 101 && h.ssrc == 0x7070_7070));
+        assert_eq!(packets[0].bytes[12], 7);
+        let seqs: Vec<u16> = hs.iter().map(|h| h.seq).collect();
+        assert_eq!(
+            seqs,
+            (2002..2009).collect::<Vec<_>>(),
+            "the event continues the audio stream"
+        );
+        // 100 ms at the event's 8 kHz clock.
+        assert_eq!(event_duration(packets.last().unwrap()), 800);
+    }
+
+    #[test]
+    fn dtmf_beside_opus_counts_in_the_event_clock() {
+        // Opus at 48 kHz with telephone-event/8000 (what baresip and many phones answer).
+        let mut c = Call::with(|n| {
+            n.codec = (48_000, 111, 96);
+            n.telephone_event = Some((126, 101, 8000));
+        });
+        c.connect();
+        c.browser_sends(111, &[0; 60]).unwrap();
+        let (packets, hs) = dtmf_7(&mut c);
+        assert_eq!(
+            event_duration(packets.last().unwrap()),
+            800,
+            "8 kHz units, not 48 kHz ones"
+        );
+        assert!(
+            hs.windows(2).all(|w| w[0].ts == w[1].ts),
+            "one event, one timestamp"
+        );
+    }
+
+    /// The RFC 4733 duration field of a telephone-event packet.
+    fn event_duration(t: &Transmit) -> u16 {
+        u16::from_be_bytes([t.bytes[14], t.bytes[15]])
+    }
+
+    /// Digit 7 for 100 ms from INFO; returns the packets sent to the trunk and their headers.
+    fn dtmf_7(c: &mut Call) -> (Vec<Transmit>, Vec<RtpHeader>) {
         assert!(c.gw.send_dtmf(c.now, '7', Duration::from_millis(100)));
         assert!(!c.gw.send_dtmf(c.now, 'x', Duration::from_millis(100)));
         let mut packets = Vec::new();
@@ -1113,14 +1163,7 @@ mod tests {
             .iter()
             .map(|t| RtpHeader::parse(&t.bytes).unwrap())
             .collect();
-        assert!(hs.iter().all(|h| h.pt == 101 && h.ssrc == 0x7070_7070));
-        assert_eq!(packets[0].bytes[12], 7);
-        let seqs: Vec<u16> = hs.iter().map(|h| h.seq).collect();
-        assert_eq!(
-            seqs,
-            (2002..2009).collect::<Vec<_>>(),
-            "the event continues the audio stream"
-        );
+        (packets, hs)
     }
 
     #[test]

@@ -438,9 +438,10 @@ impl SdpSession {
             }),
         };
         let text = self.browser.stamp(&doc);
+        let rate = chosen_event(codec.codec, trunk_events.iter().map(|(r, _)| *r));
         let telephone_event = trunk_events
             .iter()
-            .find(|(r, _)| *r == event_rate(codec.codec))
+            .find(|(r, _)| Some(*r) == rate)
             .map(|(rate, trunk_pt)| EventMapping {
                 clock_rate: *rate,
                 browser_pt: browser_payloads
@@ -505,12 +506,18 @@ impl SdpSession {
         }
         let mut wants: Vec<Payload> = codecs.iter().map(|c| Payload::Codec(*c)).collect();
         if self.policy.telephone_event {
-            for rate in [8000, 48_000] {
-                if offer.find(Payload::Event(rate)).is_some() && codecs.iter().any(|c| event_rate(*c) == rate)
-                {
-                    wants.push(Payload::Event(rate));
-                }
-            }
+            // Events at a common codec's rate; failing those, the trunk's others (see `event_rates`).
+            let offered: Vec<u32> = EVENT_RATES
+                .into_iter()
+                .filter(|r| offer.find(Payload::Event(*r)).is_some())
+                .collect();
+            let matching: Vec<u32> = offered
+                .iter()
+                .copied()
+                .filter(|r| codecs.iter().any(|c| event_rate(*c) == *r))
+                .collect();
+            let rates = if matching.is_empty() { offered } else { matching };
+            wants.extend(rates.into_iter().map(Payload::Event));
         }
         let numbers = self.browser.pts.assign(
             &wants,
@@ -664,14 +671,18 @@ impl SdpSession {
             }),
         };
         let text = self.trunk.stamp(&doc);
-        let rate = event_rate(codec.codec);
-        let telephone_event = trunk_payloads
-            .iter()
-            .find(|w| w.payload == Payload::Event(rate))
-            .map(|w| EventMapping {
+        let events = trunk_payloads.iter().filter_map(|w| match w.payload {
+            Payload::Event(rate) => Some((rate, w.pt)),
+            Payload::Codec(_) => None,
+        });
+        let rate = chosen_event(codec.codec, events.clone().map(|(r, _)| r));
+        let telephone_event = events
+            .clone()
+            .find(|(r, _)| Some(*r) == rate)
+            .map(|(rate, trunk_pt)| EventMapping {
                 clock_rate: rate,
                 browser_pt: answer.find(Payload::Event(rate)).map(|f| f.pt),
-                trunk_pt: w.pt,
+                trunk_pt,
             });
         let sdes = p.crypto.as_ref().map(|(c, local_key)| SdesPlan {
             suite: c.suite,
@@ -900,15 +911,33 @@ fn event_rate(codec: Codec) -> u32 {
     codec.clock_rate()
 }
 
-/// The event rates of the accepted codecs, first codec's first.
+/// The event rates worth negotiating, first codec's first: those of the accepted codecs, then the
+/// others (many phones have only `telephone-event/8000`, also beside Opus; RFC 4733 wants the codec's
+/// rate, but DTMF at 8000 beats no DTMF).
 fn event_rates(codec: &CodecMapping, alternatives: &[CodecMapping]) -> Vec<u32> {
     let mut rates: Vec<u32> = Vec::new();
-    for m in std::iter::once(codec).chain(alternatives) {
-        if !rates.contains(&event_rate(m.codec)) {
-            rates.push(event_rate(m.codec));
+    let codec_rates = std::iter::once(codec)
+        .chain(alternatives)
+        .map(|m| event_rate(m.codec));
+    for rate in codec_rates.chain(EVENT_RATES) {
+        if !rates.contains(&rate) {
+            rates.push(rate);
         }
     }
     rates
+}
+
+/// The telephone-event clock rates we know.
+const EVENT_RATES: [u32; 2] = [8000, 48_000];
+
+/// Which of the events both legs have goes with `codec`: the one at its rate, else the first.
+fn chosen_event(codec: Codec, rates: impl IntoIterator<Item = u32> + Clone) -> Option<u32> {
+    let wanted = event_rate(codec);
+    rates
+        .clone()
+        .into_iter()
+        .find(|r| *r == wanted)
+        .or_else(|| rates.into_iter().next())
 }
 
 /// A peer's direction with an RFC 2543 hold (`c=0.0.0.0`) counted as "does not receive".

@@ -58,6 +58,36 @@ fn chrome_call(s: &mut SdpSession) -> (Vec<u8>, Vec<u8>, edge_sdp::MediaPlan) {
 }
 
 #[test]
+fn an_opus_phone_with_telephone_event_at_8000_still_gets_dtmf() {
+    // baresip (and many phones) answer Opus with only telephone-event/8000: RFC 4733 would have the
+    // codec's 48 kHz, but DTMF at 8000 beats none. Chrome offered both rates; it gets the same one.
+    let mut s = session();
+    s.browser_offer(&fixture("chrome156_offer.sdp")).unwrap();
+    let (browser_answer, plan) = s.trunk_answer(&fixture("baresip_answer_opus.sdp")).unwrap();
+    toward_browser(&browser_answer);
+    let answer = lines(&browser_answer);
+    assert!(
+        answer
+            .iter()
+            .any(|l| l.starts_with("m=audio 40000 UDP/TLS/RTP/SAVPF 111 126")),
+        "{answer:?}"
+    );
+    assert!(
+        answer.iter().any(|l| l == "a=rtpmap:126 telephone-event/8000"),
+        "{answer:?}"
+    );
+    assert_eq!(plan.codec.codec, Codec::Opus);
+    assert_eq!(
+        plan.telephone_event,
+        Some(EventMapping {
+            clock_rate: 8000,
+            browser_pt: Some(126),
+            trunk_pt: 101,
+        })
+    );
+}
+
+#[test]
 fn chrome156_calls_out() {
     let mut s = session();
     let (trunk_offer, browser_answer, plan) = chrome_call(&mut s);
