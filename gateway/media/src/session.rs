@@ -22,6 +22,10 @@ use crate::ice::{IceInput, IceLite, is_stun};
 use crate::rtp::{DtmfSender, Rewriter, RtpHeader, dtmf_event, is_rtcp, translate_rtcp};
 use crate::srtp::{Profile, SrtpContext};
 
+/// How long DTLS may take once ICE has nominated the browser's address (Chrome completes in well
+/// under a second; ten covers lost flights with their retransmissions).
+pub const DTLS_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Which of the call's two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leg {
@@ -207,6 +211,9 @@ pub struct MediaSession {
     events: VecDeque<MediaEvent>,
     ended: bool,
     consent_reported: bool,
+    /// DTLS must complete by then once ICE has nominated (a browser that checks but never
+    /// handshakes would otherwise keep a silent call up until inactivity).
+    dtls_deadline: Option<Instant>,
     stats: MediaStats,
 }
 
@@ -257,6 +264,7 @@ impl MediaSession {
             events: VecDeque::new(),
             ended: false,
             consent_reported: false,
+            dtls_deadline: None,
             stats: MediaStats::default(),
         })
     }
@@ -287,6 +295,7 @@ impl MediaSession {
             )?;
             self.browser_rx = None;
             self.browser_tx = None;
+            self.dtls_deadline = Some(now + DTLS_DEADLINE);
         }
         if neg.browser_ufrag != self.neg.browser_ufrag {
             self.ice
@@ -377,6 +386,9 @@ impl MediaSession {
                 });
                 if nominated {
                     self.events.push_back(MediaEvent::IceConnected(to));
+                    if !self.is_secure() && self.dtls_deadline.is_none() {
+                        self.dtls_deadline = Some(now + DTLS_DEADLINE);
+                    }
                 }
                 if !was_nominated || nominated {
                     // We know where the browser is: a DTLS client may start.
@@ -404,6 +416,7 @@ impl MediaSession {
                     self.browser_rx =
                         SrtpContext::new(keys.profile, &keys.remote_key, &keys.remote_salt[..s]);
                     self.events.push_back(MediaEvent::DtlsConnected(keys.profile));
+                    self.dtls_deadline = None;
                 }
             }
             Ok(false) => {}
@@ -421,6 +434,7 @@ impl MediaSession {
     }
 
     fn dtls_failed(&mut self, e: &DtlsError) {
+        self.dtls_deadline = None;
         if !self.ended {
             self.ended = true;
             self.events.push_back(MediaEvent::DtlsFailed(e.to_string()));
@@ -642,6 +656,7 @@ impl MediaSession {
             (!self.consent_reported)
                 .then(|| self.ice.consent_deadline())
                 .flatten(),
+            self.dtls_deadline,
             Some(self.idle_deadline().0),
         ]
         .into_iter()
@@ -709,6 +724,12 @@ impl MediaSession {
                 Some(t) if t <= now => {}
                 Some(_) => break,
             }
+        }
+        if self.dtls_deadline.is_some_and(|d| now >= d) && !self.is_secure() {
+            self.dtls_failed(&DtlsError::Handshake(format!(
+                "no DTLS handshake within {} s of ICE",
+                DTLS_DEADLINE.as_secs()
+            )));
         }
         if !self.consent_reported && self.ice.consent_deadline().is_some_and(|d| now >= d) {
             self.consent_reported = true;
@@ -1213,6 +1234,44 @@ mod tests {
                 .any(|e| matches!(e, MediaEvent::Inactive { idle, .. } if *idle >= Duration::from_secs(60)))
         );
         assert!(!c.events.contains(&MediaEvent::ConsentExpired));
+    }
+
+    #[test]
+    fn a_browser_that_checks_but_never_handshakes_fails_dtls_after_the_deadline() {
+        let mut c = Call::new();
+        let mut req = stun_request("gwu:brws", "gw-password-0123456789", true);
+        let n = req.len();
+        req.resize(1500, 0);
+        c.gw.from_browser(c.now, c.browser.addr, &mut req, n);
+        c.drain();
+        assert!(c.events.contains(&MediaEvent::IceConnected(c.browser.addr)));
+        // Consent stays fresh, but no DTLS record ever comes.
+        for _ in 0..2 {
+            c.now += DTLS_DEADLINE / 2 - Duration::from_millis(1);
+            c.consent_check();
+            c.gw.handle_timeout(c.now);
+            c.drain();
+        }
+        assert!(!c.events.iter().any(|e| matches!(e, MediaEvent::DtlsFailed(_))));
+        c.now += Duration::from_millis(2);
+        assert!(c.gw.poll_timeout().is_some_and(|t| t <= c.now));
+        c.gw.handle_timeout(c.now);
+        c.drain();
+        assert!(
+            c.events
+                .iter()
+                .any(|e| matches!(e, MediaEvent::DtlsFailed(why) if why.contains("within 10 s of ICE"))),
+            "{:?}",
+            c.events
+        );
+        // A browser that does handshake is not affected (the deadline is cleared).
+        let mut c = Call::new();
+        c.connect();
+        c.now += DTLS_DEADLINE * 2;
+        c.consent_check();
+        c.gw.handle_timeout(c.now);
+        c.drain();
+        assert!(!c.events.iter().any(|e| matches!(e, MediaEvent::DtlsFailed(_))));
     }
 
     #[test]
