@@ -1,0 +1,312 @@
+//! What a scenario runs against: a board reached through its serial console and a SIP address.
+//! [`Qemu`] boots an image here (TCG, a per-test copy of the disk and firmware variables, the console on
+//! a pty read with `serialport`, SIP forwarded from 127.0.0.1); [`Serial`] is a real board on a serial
+//! device and a network address, as its board file names them.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::console::Console;
+
+/// How to boot one board under QEMU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuSpec {
+    /// `qemu-system-x86_64` or `qemu-system-aarch64`.
+    pub binary: String,
+    /// Machine and CPU arguments, e.g. `["-M", "virt", "-cpu", "cortex-a57"]`.
+    pub machine: Vec<String>,
+    pub memory_mib: u32,
+    /// UEFI firmware code (read-only) and the variables template (copied per test).
+    pub firmware_code: PathBuf,
+    pub firmware_vars: PathBuf,
+}
+
+/// Booting or reaching a target failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QEMU did not say where its serial pty is; its output:\n{0}")]
+    NoPty(String),
+    #[error("opening the serial console {path}: {source}")]
+    Serial {
+        path: String,
+        #[source]
+        source: serialport::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TargetError {
+    let what = what.into();
+    move |source| TargetError::Io { what, source }
+}
+
+/// The argument list for one boot (pure: tested below).
+pub fn qemu_args(spec: &QemuSpec, disk: &Path, vars: &Path, sip_udp: u16, sip_tcp: u16) -> Vec<String> {
+    let mut a: Vec<String> = spec.machine.clone();
+    a.extend(
+        [
+            "-accel",
+            "tcg",
+            "-m",
+            &spec.memory_mib.to_string(),
+            "-smp",
+            "1",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-nodefaults",
+            "-serial",
+            "pty",
+            "-drive",
+            &format!("if=pflash,format=raw,readonly=on,file={}", spec.firmware_code.display()),
+            "-drive",
+            &format!("if=pflash,format=raw,file={}", vars.display()),
+            "-drive",
+            &format!("file={},format=raw,if=none,id=disk0", disk.display()),
+            "-device",
+            "virtio-blk-pci,drive=disk0",
+            // The guest reaches nothing but what is forwarded to it (restrict=on): no route out.
+            "-netdev",
+            &format!(
+                "user,id=net0,restrict=on,hostfwd=udp:127.0.0.1:{sip_udp}-:5060,hostfwd=tcp:127.0.0.1:{sip_tcp}-:5060"
+            ),
+            "-device",
+            "virtio-net-pci,netdev=net0",
+            // The hardware watchdog PID 1 pets; when petting stops, the board resets.
+            "-device",
+            "i6300esb",
+            "-action",
+            "watchdog=reset",
+        ]
+        .map(String::from),
+    );
+    a
+}
+
+/// A QEMU guest booted from a copy of an image.
+pub struct Qemu {
+    child: Child,
+    pub console: Console,
+    pub sip: SocketAddr,
+    pub sip_tcp: SocketAddr,
+    /// The guest's own disk copy (a scenario may inspect it after the guest stopped).
+    pub disk: PathBuf,
+}
+
+impl std::fmt::Debug for Qemu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Qemu")
+            .field("sip", &self.sip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Qemu {
+    /// Copies `image` and the firmware variables into `work`, boots, and opens the console (its lines
+    /// also go to `work/console.log`).
+    pub fn boot(spec: &QemuSpec, image: &Path, work: &Path) -> Result<Self, TargetError> {
+        std::fs::create_dir_all(work).map_err(io(format!("creating {}", work.display())))?;
+        let disk = work.join("disk.img");
+        let vars = work.join("vars.fd");
+        std::fs::copy(image, &disk).map_err(io(format!("copying {}", image.display())))?;
+        std::fs::copy(&spec.firmware_vars, &vars)
+            .map_err(io(format!("copying {}", spec.firmware_vars.display())))?;
+        let (udp, tcp) = (free_port(false)?, free_port(true)?);
+        let started = clock();
+        let mut child = Command::new(&spec.binary)
+            .args(qemu_args(spec, &disk, &vars, udp, tcp))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io(format!("starting {}", spec.binary)))?;
+        // QEMU names the pty on its standard error (older versions: standard output).
+        let mut said = String::new();
+        let mut pty = None;
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut lines = BufReader::new(stderr).lines();
+        for line in lines.by_ref() {
+            let line = line.map_err(io("reading QEMU's output"))?;
+            said.push_str(&line);
+            said.push('\n');
+            if let Some(p) = pty_path(&line) {
+                pty = Some(p);
+                break;
+            }
+        }
+        let Some(pty) = pty else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(TargetError::NoPty(said));
+        };
+        let qemu_log = work.join("qemu.log");
+        let mut qemu_log_file =
+            File::create(&qemu_log).map_err(io(format!("creating {}", qemu_log.display())))?;
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(qemu_log_file, "{line}");
+            }
+        });
+        let port = serialport::new(&pty, 115_200)
+            .timeout(Duration::from_millis(200))
+            .open_native()
+            .map_err(|source| TargetError::Serial {
+                path: pty.clone(),
+                source,
+            })?;
+        let reader = port.try_clone_native().map_err(|source| TargetError::Serial {
+            path: pty.clone(),
+            source,
+        })?;
+        let log = work.join("console.log");
+        let echo = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+        let console = Console::new(Box::new(reader), Box::new(port), Box::new(echo), started);
+        Ok(Self {
+            child,
+            console,
+            sip: SocketAddr::from(([127, 0, 0, 1], udp)),
+            sip_tcp: SocketAddr::from(([127, 0, 0, 1], tcp)),
+            disk,
+        })
+    }
+
+    /// Stops the guest (it is a test: no clean shutdown needed).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `char device redirected to /dev/pts/3 (label serial0)` → `/dev/pts/3`.
+fn pty_path(line: &str) -> Option<String> {
+    let i = line.find("/dev/pts/")?;
+    let rest = &line[i..];
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
+/// A port on 127.0.0.1 free at the moment of asking.
+#[allow(
+    clippy::disallowed_types,
+    reason = "the harness owns real sockets: it is the peer of the board"
+)]
+fn free_port(tcp: bool) -> Result<u16, TargetError> {
+    let port = if tcp {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(io("finding a free TCP port"))?
+            .port()
+    } else {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map_err(io("finding a free UDP port"))?
+            .port()
+    };
+    Ok(port)
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the harness talks to real hardware in real time"
+)]
+fn clock() -> Instant {
+    Instant::now()
+}
+
+/// A real board: its serial device and its SIP address (from the board file's HIL section).
+pub struct Serial {
+    pub console: Console,
+    pub sip: SocketAddr,
+}
+
+impl std::fmt::Debug for Serial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serial")
+            .field("sip", &self.sip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serial {
+    /// Opens the board's console; lines also go to `work/console.log`.
+    pub fn open(device: &str, baud: u32, sip: SocketAddr, work: &Path) -> Result<Self, TargetError> {
+        std::fs::create_dir_all(work).map_err(io(format!("creating {}", work.display())))?;
+        let port = serialport::new(device, baud)
+            .timeout(Duration::from_millis(200))
+            .open_native()
+            .map_err(|source| TargetError::Serial {
+                path: device.into(),
+                source,
+            })?;
+        let reader = port.try_clone_native().map_err(|source| TargetError::Serial {
+            path: device.into(),
+            source,
+        })?;
+        let log = work.join("console.log");
+        let echo = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+        Ok(Self {
+            console: Console::new(Box::new(reader), Box::new(port), Box::new(echo), clock()),
+            sip,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pty_is_found_in_qemus_message() {
+        assert_eq!(
+            pty_path("char device redirected to /dev/pts/7 (label serial0)").as_deref(),
+            Some("/dev/pts/7")
+        );
+        assert_eq!(pty_path("qemu-system-x86_64: warning: TCG doesn't support"), None);
+    }
+
+    #[test]
+    fn the_guest_is_fenced_in_and_watched() {
+        let spec = QemuSpec {
+            binary: "qemu-system-aarch64".into(),
+            machine: vec!["-M".into(), "virt".into(), "-cpu".into(), "cortex-a57".into()],
+            memory_mib: 512,
+            firmware_code: "/usr/share/AAVMF/AAVMF_CODE.fd".into(),
+            firmware_vars: "/usr/share/AAVMF/AAVMF_VARS.fd".into(),
+        };
+        let a = qemu_args(
+            &spec,
+            Path::new("/w/disk.img"),
+            Path::new("/w/vars.fd"),
+            15060,
+            15061,
+        )
+        .join(" ");
+        assert!(a.starts_with("-M virt -cpu cortex-a57 -accel tcg -m 512"), "{a}");
+        assert!(a.contains(
+            "user,id=net0,restrict=on,hostfwd=udp:127.0.0.1:15060-:5060,hostfwd=tcp:127.0.0.1:15061-:5060"
+        ));
+        assert!(a.contains("-device i6300esb -action watchdog=reset"));
+        assert!(
+            a.contains("if=pflash,format=raw,file=/w/vars.fd"),
+            "per-test variables"
+        );
+        assert!(a.contains("file=/w/disk.img,format=raw"), "per-test disk");
+    }
+}
