@@ -135,6 +135,8 @@ fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
 }
 
 /// Logs go to stderr (journald, the PID 1 console, or a terminal). `GATEWAYD_LOG` overrides the level.
+/// Libraries that log through the `log` crate (rtc-dtls, rustls) come through the same subscriber and
+/// filter (tracing-subscriber's `tracing-log` bridge, installed by `init`).
 fn init_logging(config: &Config) {
     let filter = std::env::var("GATEWAYD_LOG")
         .ok()
