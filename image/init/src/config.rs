@@ -1,0 +1,739 @@
+//! PID 1's settings: `/slot/etc/rtc-edge/init.toml` (written by the image builder from the board file)
+//! and the `[network]` override in `/data/etc/rtc-edge/network.toml`. The schema is image/README.md's.
+//!
+//! Pure: text in, typed values out. Every refusal is a [`ConfigError`] naming the file, line, column and
+//! key (`network.address`), built as `edge-config` builds gatewayd's: the text is parsed into a spanned
+//! table once, deserialised through `serde_path_to_error` for the key, and cross-field checks are
+//! located back in the spanned table. The shell prints the error and falls back to [`InitConfig::default`]
+//! (or, for `network.toml`, to the slot's `[network]`): PID 1 never stops on a bad file.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::{NonZeroU16, NonZeroU32};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Where the slot keeps PID 1's settings.
+pub(crate) const INIT_TOML: &str = "/slot/etc/rtc-edge/init.toml";
+/// The operator's network override on the data partition.
+pub(crate) const NETWORK_TOML: &str = "/data/etc/rtc-edge/network.toml";
+
+/// The whole `init.toml`. Every key has a default (image/README.md's example values), so a file may
+/// name only what differs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InitConfig {
+    /// `[watchdog]`: the hardware watchdog.
+    #[serde(default)]
+    pub(crate) watchdog: WatchdogConfig,
+    /// `[gatewayd]`: the supervised daemon.
+    #[serde(default)]
+    pub(crate) gatewayd: GatewaydConfig,
+    /// `[network]`: the first Ethernet interface.
+    #[serde(default)]
+    pub(crate) network: NetworkConfig,
+}
+
+/// `[watchdog]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WatchdogConfig {
+    /// The watchdog device; absent on the board means no petting (and PID 1 reboots itself instead).
+    #[serde(default = "WatchdogConfig::default_device")]
+    pub(crate) device: AbsPath,
+    /// Seconds without a pet before the board resets (1-3600); PID 1 pets every third of it.
+    #[serde(default = "WatchdogConfig::default_timeout")]
+    pub(crate) timeout_s: Bounded<1, 3600>,
+}
+
+impl WatchdogConfig {
+    fn default_device() -> AbsPath {
+        AbsPath(PathBuf::from("/dev/watchdog"))
+    }
+    fn default_timeout() -> Bounded<1, 3600> {
+        Bounded(10)
+    }
+
+    /// How often the watchdog is petted: a third of its timeout.
+    pub(crate) fn pet_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.timeout_s.get())) / 3
+    }
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        Self {
+            device: Self::default_device(),
+            timeout_s: Self::default_timeout(),
+        }
+    }
+}
+
+/// `[gatewayd]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewaydConfig {
+    /// The daemon's binary.
+    #[serde(default = "GatewaydConfig::default_path")]
+    pub(crate) path: AbsPath,
+    /// `WATCHDOG_USEC` given to gatewayd: after READY, a `WATCHDOG=1` at least this often (0: not watched).
+    #[serde(default = "GatewaydConfig::default_watchdog_usec")]
+    pub(crate) watchdog_usec: u64,
+    /// Not READY and probed healthy this long after supervision starts (or after it was last healthy):
+    /// PID 1 stops petting the watchdog.
+    #[serde(default = "GatewaydConfig::default_ready_timeout")]
+    pub(crate) ready_timeout_s: NonZeroU32,
+    /// Health probe: SIP OPTIONS to 127.0.0.1 on this UDP port must be answered 200.
+    #[serde(default = "GatewaydConfig::default_probe_port")]
+    pub(crate) sip_probe_port: NonZeroU16,
+}
+
+impl GatewaydConfig {
+    fn default_path() -> AbsPath {
+        AbsPath(PathBuf::from("/slot/usr/bin/gatewayd"))
+    }
+    fn default_watchdog_usec() -> u64 {
+        4_000_000
+    }
+    fn default_ready_timeout() -> NonZeroU32 {
+        NonZeroU32::new(30).expect("30 is not zero")
+    }
+    fn default_probe_port() -> NonZeroU16 {
+        NonZeroU16::new(5060).expect("5060 is not zero")
+    }
+
+    /// The sd_notify watchdog period, `None` when it is off.
+    pub(crate) fn watchdog(&self) -> Option<Duration> {
+        (self.watchdog_usec > 0).then(|| Duration::from_micros(self.watchdog_usec))
+    }
+}
+
+impl Default for GatewaydConfig {
+    fn default() -> Self {
+        Self {
+            path: Self::default_path(),
+            watchdog_usec: Self::default_watchdog_usec(),
+            ready_timeout_s: Self::default_ready_timeout(),
+            sip_probe_port: Self::default_probe_port(),
+        }
+    }
+}
+
+/// How the interface gets its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NetMode {
+    /// `address`, `gateway` and `dns` as written.
+    Static,
+    /// Address, router and DNS from a DHCPv4 server.
+    Dhcp,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NetworkConfig {
+    /// `static` or `dhcp`.
+    #[serde(default = "NetworkConfig::default_mode")]
+    pub(crate) mode: NetMode,
+    /// `a.b.c.d/prefix` (static).
+    #[serde(default = "NetworkConfig::default_address")]
+    pub(crate) address: Ipv4Cidr,
+    /// Default route's next hop (static); must be inside `address`'s subnet.
+    #[serde(default = "NetworkConfig::default_gateway")]
+    pub(crate) gateway: Option<Ipv4Addr>,
+    /// Name servers for `/etc/resolv.conf` (at most 3, resolv.conf's limit).
+    #[serde(default = "NetworkConfig::default_dns")]
+    pub(crate) dns: Vec<IpAddr>,
+    /// SNTP server, `host` or `host:port`; empty keeps the RTC's time.
+    #[serde(default)]
+    pub(crate) ntp: NtpServer,
+}
+
+impl NetworkConfig {
+    fn default_mode() -> NetMode {
+        NetMode::Static
+    }
+    fn default_address() -> Ipv4Cidr {
+        Ipv4Cidr {
+            address: Ipv4Addr::new(10, 0, 2, 15),
+            prefix: 24,
+        }
+    }
+    #[expect(clippy::unnecessary_wraps, reason = "serde default for an Option field")]
+    fn default_gateway() -> Option<Ipv4Addr> {
+        Some(Ipv4Addr::new(10, 0, 2, 2))
+    }
+    fn default_dns() -> Vec<IpAddr> {
+        vec![IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3))]
+    }
+
+    /// Checks that span keys, after each value was checked by its type.
+    fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let key = |k: &str| vec![Seg::Key("network".into()), Seg::Key(k.into())];
+        if self.dns.len() > 3 {
+            return Err((
+                key("dns"),
+                format!("at most 3 name servers (found {})", self.dns.len()),
+            ));
+        }
+        if self.mode == NetMode::Static
+            && let Some(gw) = self.gateway
+            && !self.address.contains(gw)
+        {
+            return Err((
+                key("gateway"),
+                format!(
+                    "gateway {gw} is outside {} (it must be on the link)",
+                    self.address
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            mode: Self::default_mode(),
+            address: Self::default_address(),
+            gateway: Self::default_gateway(),
+            dns: Self::default_dns(),
+            ntp: NtpServer::default(),
+        }
+    }
+}
+
+/// `network.toml` on the data partition: the keys of `[network]` it names replace the slot's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkFile {
+    #[serde(default)]
+    network: NetworkOverride,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkOverride {
+    mode: Option<NetMode>,
+    address: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Addr>,
+    dns: Option<Vec<IpAddr>>,
+    ntp: Option<NtpServer>,
+}
+
+/// An IPv4 address with its prefix length, `10.0.2.15/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Ipv4Cidr {
+    /// The interface's address.
+    pub(crate) address: Ipv4Addr,
+    /// 0-32.
+    pub(crate) prefix: u8,
+}
+
+impl Ipv4Cidr {
+    fn mask(self) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0)
+    }
+
+    /// Whether `ip` is on this subnet.
+    pub(crate) fn contains(self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.address)) & self.mask() == 0
+    }
+}
+
+impl TryFrom<String> for Ipv4Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let err =
+            || format!("expected an IPv4 address with a prefix length like \"10.0.2.15/24\", found {s:?}");
+        let (a, p) = s.split_once('/').ok_or_else(err)?;
+        let address: Ipv4Addr = a.parse().map_err(|_| err())?;
+        let prefix: u8 = p.parse().map_err(|_| err())?;
+        if prefix > 32 {
+            return Err(format!("prefix length /{prefix} is over 32"));
+        }
+        Ok(Self { address, prefix })
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// An absolute path.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct AbsPath(PathBuf);
+
+impl AbsPath {
+    /// The path.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AbsPath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if !s.starts_with('/') || s.contains('\0') {
+            return Err(format!("expected an absolute path, found {s:?}"));
+        }
+        Ok(Self(PathBuf::from(s)))
+    }
+}
+
+/// An unsigned integer in `MIN..=MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub(crate) struct Bounded<const MIN: u32, const MAX: u32>(u32);
+
+impl<const MIN: u32, const MAX: u32> Bounded<MIN, MAX> {
+    /// The value.
+    pub(crate) fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<const MIN: u32, const MAX: u32> TryFrom<i64> for Bounded<MIN, MAX> {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        u32::try_from(v)
+            .ok()
+            .filter(|v| (MIN..=MAX).contains(v))
+            .map(Self)
+            .ok_or_else(|| format!("must be {MIN}-{MAX}, found {v}"))
+    }
+}
+
+/// The SNTP server: empty (keep the RTC's time), `host` or `host:port`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct NtpServer(String);
+
+impl NtpServer {
+    /// `host:port` to resolve, `None` when no server is configured.
+    pub(crate) fn target(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let has_port = match self.0.rsplit_once(':') {
+            // `[v6]:port`, or `host:port` with exactly one colon.
+            Some((h, p)) => {
+                !p.is_empty()
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (h.ends_with(']') || !h.contains(':'))
+            }
+            None => false,
+        };
+        Some(if has_port {
+            self.0.clone()
+        } else if self.0.contains(':') && !self.0.starts_with('[') {
+            format!("[{}]:123", self.0)
+        } else {
+            format!("{}:123", self.0)
+        })
+    }
+}
+
+impl fmt::Display for NtpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for NtpServer {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() > 255 || s.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+            return Err(format!(
+                "expected a host name or address with an optional :port, found {s:?}"
+            ));
+        }
+        Ok(Self(s))
+    }
+}
+
+/// A refused settings file. The message names file, line, column and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ConfigError {
+    /// Not TOML.
+    #[error("{file}:{line}:{column}: TOML syntax error: {message}")]
+    Syntax {
+        /// Path.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// The parser's words.
+        message: String,
+    },
+    /// TOML, but a key or value is wrong.
+    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
+    Invalid {
+        /// Path.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in characters.
+        column: usize,
+        /// Dotted key path, `network.address`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn format_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// 1-based (line, column) of byte offset `at` in `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let before = text.get(..at).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+    (line, column)
+}
+
+/// The span of the value at `path`, or of the deepest ancestor present.
+fn locate(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
+    let mut span = root.span();
+    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
+    for seg in path {
+        let next = match seg {
+            Seg::Key(k) => table.and_then(|t| {
+                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, value)| {
+                    if matches!(value.get_ref(), DeValue::Table(_)) {
+                        (key.span(), value)
+                    } else {
+                        (value.span(), value)
+                    }
+                })
+            }),
+            Seg::Index(i) => array.and_then(|a| a.get(*i)).map(|v| (v.span(), v)),
+        };
+        let Some((found_span, value)) = next else { break };
+        span = found_span;
+        table = None;
+        array = None;
+        match value.get_ref() {
+            DeValue::Table(t) => table = Some(t),
+            DeValue::Array(a) => array = Some(a.as_ref()),
+            _ => {}
+        }
+    }
+    span
+}
+
+/// A parsed document: the typed value and the spanned table to locate later checks in.
+struct Doc<'a, T> {
+    value: T,
+    root: Spanned<DeTable<'a>>,
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl<'a, T: DeserializeOwned> Doc<'a, T> {
+    fn parse(text: &'a str, origin: &'a str) -> Result<Self, ConfigError> {
+        let root = DeTable::parse(text).map_err(|e| {
+            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
+            ConfigError::Syntax {
+                file: origin.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        let deserializer = toml::de::Deserializer::from(root.clone());
+        let value: T = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path: Vec<Seg> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+                    serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
+                })
+                .collect();
+            let inner = e.into_inner();
+            let span = inner.span().unwrap_or_else(|| locate(&root, &path));
+            let (line, column) = line_col(text, span.start);
+            let message = inner.message().trim().to_owned();
+            let key = match unknown_key(&message) {
+                Some(unknown) if path.last() != Some(&Seg::Key(unknown.to_owned())) => {
+                    let mut p = path;
+                    p.push(Seg::Key(unknown.to_owned()));
+                    format_path(&p)
+                }
+                _ if path.is_empty() => "(top level)".to_owned(),
+                _ => format_path(&path),
+            };
+            ConfigError::Invalid {
+                file: origin.to_owned(),
+                line,
+                column,
+                key,
+                message,
+            }
+        })?;
+        Ok(Self {
+            value,
+            root,
+            text,
+            origin,
+        })
+    }
+
+    /// An error about `path`, located in this document.
+    fn error_at(&self, path: &[Seg], message: String) -> ConfigError {
+        let (line, column) = line_col(self.text, locate(&self.root, path).start);
+        ConfigError::Invalid {
+            file: self.origin.to_owned(),
+            line,
+            column,
+            key: format_path(path),
+            message,
+        }
+    }
+}
+
+/// The key named by serde's "unknown field `x`" message.
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+impl InitConfig {
+    /// Parses and checks `init.toml`; `origin` names it in errors.
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let doc: Doc<'_, Self> = Doc::parse(text, origin)?;
+        doc.value
+            .network
+            .validate()
+            .map_err(|(path, message)| doc.error_at(&path, message))?;
+        Ok(doc.value)
+    }
+}
+
+impl NetworkConfig {
+    /// `base` with the keys `network.toml` (`text`) names replaced, checked as a whole; an error that
+    /// the override causes is located in the override.
+    pub(crate) fn with_override(&self, text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let doc: Doc<'_, NetworkFile> = Doc::parse(text, origin)?;
+        let o = &doc.value.network;
+        let merged = Self {
+            mode: o.mode.unwrap_or(self.mode),
+            address: o.address.unwrap_or(self.address),
+            gateway: o.gateway.or(self.gateway),
+            dns: o.dns.clone().unwrap_or_else(|| self.dns.clone()),
+            ntp: o.ntp.clone().unwrap_or_else(|| self.ntp.clone()),
+        };
+        merged
+            .validate()
+            .map_err(|(path, message)| doc.error_at(&path, message))?;
+        Ok(merged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// image/README.md's example, verbatim.
+    const README_EXAMPLE: &str = r#"
+[watchdog]
+device = "/dev/watchdog"      # pet interval = timeout / 3
+timeout_s = 10
+[gatewayd]
+path = "/slot/usr/bin/gatewayd"
+watchdog_usec = 4000000       # WATCHDOG_USEC given to gatewayd
+ready_timeout_s = 30          # not READY by then: PID 1 stops petting (the board resets; GRUB counts the try)
+sip_probe_port = 5060         # health probe: SIP OPTIONS to 127.0.0.1:<port> must get a 200 before mark-good
+[network]
+mode = "static"               # or "dhcp"
+address = "10.0.2.15/24"
+gateway = "10.0.2.2"
+dns = ["10.0.2.3"]
+ntp = ""                      # empty: keep the RTC's time
+"#;
+
+    fn invalid(e: &ConfigError) -> (&str, usize, &str) {
+        match e {
+            ConfigError::Invalid {
+                key, line, message, ..
+            } => (key.as_str(), *line, message.as_str()),
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn readme_example_is_the_default() {
+        let c = InitConfig::parse(README_EXAMPLE, "init.toml").unwrap();
+        assert_eq!(c, InitConfig::default());
+        assert_eq!(InitConfig::parse("", "init.toml").unwrap(), InitConfig::default());
+        assert_eq!(
+            c.watchdog.pet_interval(),
+            Duration::from_millis(3333) + Duration::from_nanos(333_333)
+        );
+        assert_eq!(c.gatewayd.watchdog(), Some(Duration::from_secs(4)));
+        assert_eq!(c.network.ntp.target(), None);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = InitConfig::parse(
+            "[gatewayd]\nready_timeout_s = 5\nreadytimeout = 3\n",
+            "/slot/init.toml",
+        )
+        .unwrap_err();
+        let (key, line, _) = invalid(&e);
+        assert_eq!((key, line), ("gatewayd.readytimeout", 3));
+        let msg = e.to_string();
+        assert!(msg.starts_with("/slot/init.toml:3:"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_line() {
+        let cases: &[(&str, &str, usize)] = &[
+            ("[watchdog]\ntimeout_s = 0\n", "watchdog.timeout_s", 2),
+            ("[watchdog]\n\ntimeout_s = 99999\n", "watchdog.timeout_s", 3),
+            ("[watchdog]\ndevice = \"watchdog\"\n", "watchdog.device", 2),
+            ("[gatewayd]\nsip_probe_port = 0\n", "gatewayd.sip_probe_port", 2),
+            (
+                "[gatewayd]\nsip_probe_port = 70000\n",
+                "gatewayd.sip_probe_port",
+                2,
+            ),
+            ("[gatewayd]\nready_timeout_s = 0\n", "gatewayd.ready_timeout_s", 2),
+            ("[gatewayd]\nwatchdog_usec = -1\n", "gatewayd.watchdog_usec", 2),
+            ("[network]\nmode = \"ppp\"\n", "network.mode", 2),
+            ("[network]\naddress = \"10.0.2.15\"\n", "network.address", 2),
+            ("[network]\naddress = \"10.0.2.15/33\"\n", "network.address", 2),
+            ("[network]\ngateway = \"10.0.3.1\"\n", "network.gateway", 2),
+            ("[network]\ndns = [\"1.1.1.1\", \"x\"]\n", "network.dns[1]", 2),
+            (
+                "[network]\ndns = [\"10.0.0.1\",\"10.0.0.2\",\"10.0.0.3\",\"10.0.0.4\"]\n",
+                "network.dns",
+                2,
+            ),
+            ("[network]\nntp = \"pool ntp\"\n", "network.ntp", 2),
+            ("[nework]\nmode = \"dhcp\"\n", "nework", 1),
+        ];
+        for (text, want_key, want_line) in cases {
+            let e = InitConfig::parse(text, "init.toml").unwrap_err();
+            let (key, line, msg) = invalid(&e);
+            assert_eq!((key, line), (*want_key, *want_line), "{text:?}: {e}");
+            assert!(!msg.is_empty());
+        }
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = InitConfig::parse("[watchdog]\ntimeout_s = = 3\n", "init.toml").unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e}");
+        assert!(e.to_string().starts_with("init.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn dhcp_ignores_the_static_address() {
+        let c = InitConfig::parse("[network]\nmode = \"dhcp\"\ngateway = \"192.0.2.1\"\n", "i").unwrap();
+        assert_eq!(c.network.mode, NetMode::Dhcp);
+    }
+
+    #[test]
+    fn network_override_replaces_only_what_it_names() {
+        let base = NetworkConfig::default();
+        let n = base
+            .with_override("[network]\nntp = \"127.0.0.1:1123\"\n", "/data/network.toml")
+            .unwrap();
+        assert_eq!(n.address, base.address);
+        assert_eq!(n.ntp.target().as_deref(), Some("127.0.0.1:1123"));
+        let n = base
+            .with_override(
+                "[network]\naddress = \"192.0.2.10/25\"\ngateway = \"192.0.2.1\"\ndns = []\n",
+                "/data/network.toml",
+            )
+            .unwrap();
+        assert_eq!(n.address.to_string(), "192.0.2.10/25");
+        assert!(n.dns.is_empty());
+        assert_eq!(base.with_override("", "x").unwrap(), base);
+    }
+
+    #[test]
+    fn network_override_errors_point_into_the_override() {
+        let base = NetworkConfig::default();
+        // The address moves off the slot's gateway's subnet: the override is at fault.
+        let e = base
+            .with_override(
+                "# operator\n[network]\naddress = \"192.0.2.10/24\"\n",
+                "/data/network.toml",
+            )
+            .unwrap_err();
+        let (key, line, msg) = invalid(&e);
+        assert_eq!(key, "network.gateway");
+        assert_eq!(line, 2); // the [network] header: gateway itself is not in this file
+        assert!(msg.contains("outside 192.0.2.10/24"), "{msg}");
+        assert!(e.to_string().starts_with("/data/network.toml:2:"), "{e}");
+        let e = base
+            .with_override("[watchdog]\ntimeout_s = 3\n", "n.toml")
+            .unwrap_err();
+        assert_eq!(invalid(&e).0, "watchdog");
+    }
+
+    #[test]
+    fn cidr_math() {
+        let c = Ipv4Cidr::try_from("192.0.2.10/25".to_owned()).unwrap();
+        assert!(c.contains(Ipv4Addr::new(192, 0, 2, 1)));
+        assert!(!c.contains(Ipv4Addr::new(192, 0, 2, 200)));
+        let all = Ipv4Cidr::try_from("10.1.2.3/0".to_owned()).unwrap();
+        assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
+        let host = Ipv4Cidr::try_from("10.1.2.3/32".to_owned()).unwrap();
+        assert!(!host.contains(Ipv4Addr::new(10, 1, 2, 4)));
+    }
+
+    #[test]
+    fn ntp_targets() {
+        let t = |s: &str| NtpServer::try_from(s.to_owned()).unwrap().target();
+        assert_eq!(t(""), None);
+        assert_eq!(t("127.0.0.1").as_deref(), Some("127.0.0.1:123"));
+        assert_eq!(t("ntp.example:1123").as_deref(), Some("ntp.example:1123"));
+        assert_eq!(t("::1").as_deref(), Some("[::1]:123"));
+        assert_eq!(t("[::1]:5").as_deref(), Some("[::1]:5"));
+        assert!(NtpServer::try_from("a b".to_owned()).is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! The network side of the shell: rtnetlink requests (built by [`crate::netlink`]), `/etc/resolv.conf`,
+//! the sd_notify socket, the SIP probe socket and the SNTP query.
+#![allow(
+    clippy::disallowed_types,
+    reason = "the shell owns the sockets: the SIP probe and SNTP over std's UdpSocket"
+)]
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt,
+};
+use nix::sys::time::TimeVal;
+
+use crate::config::{NetMode, NetworkConfig, NtpServer};
+use crate::netlink::{self, Ack};
+
+/// An rtnetlink socket.
+#[derive(Debug)]
+pub(crate) struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+}
+
+impl Netlink {
+    /// Opens and binds the socket (2 s receive timeout: the kernel answers at once).
+    pub(crate) fn open() -> Result<Self, String> {
+        let fd = nix::sys::socket::socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )
+        .map_err(|e| format!("netlink socket: {e}"))?;
+        nix::sys::socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
+            .map_err(|e| format!("netlink bind: {e}"))?;
+        nix::sys::socket::setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(2, 0))
+            .map_err(|e| format!("netlink timeout: {e}"))?;
+        Ok(Self { fd, seq: 0 })
+    }
+
+    /// Sends the request `build(seq)` and waits for its acknowledgement.
+    fn request(&mut self, what: &str, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(), String> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let msg = build(seq);
+        nix::sys::socket::sendto(
+            self.fd.as_raw_fd(),
+            &msg,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .map_err(|e| format!("{what}: send: {e}"))?;
+        let mut buf = vec![0u8; 8192];
+        for _ in 0..16 {
+            let n = nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
+                .map_err(|e| format!("{what}: no answer from the kernel: {e}"))?;
+            match netlink::find_ack(buf.get(..n).unwrap_or_default(), seq) {
+                Some(Ack::Ok) => return Ok(()),
+                Some(Ack::Errno(code)) => {
+                    return Err(format!("{what}: {}", nix::errno::Errno::from_raw(code).desc()));
+                }
+                None => {}
+            }
+        }
+        Err(format!("{what}: no acknowledgement"))
+    }
+
+    /// Sets interface `index` up.
+    pub(crate) fn link_up(&mut self, name: &str, index: u32) -> Result<(), String> {
+        self.request(&format!("{name} up"), |seq| netlink::link_up(seq, index))
+    }
+
+    /// Adds `address/prefix` to interface `index`.
+    pub(crate) fn add_address(
+        &mut self,
+        name: &str,
+        index: u32,
+        address: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), String> {
+        self.request(&format!("{name} address {address}/{prefix}"), |seq| {
+            netlink::add_address(seq, index, address, prefix)
+        })
+    }
+
+    /// Adds the default route via `gateway` out of `index`.
+    pub(crate) fn default_route(&mut self, name: &str, index: u32, gateway: Ipv4Addr) -> Result<(), String> {
+        self.request(&format!("default route via {gateway} dev {name}"), |seq| {
+            netlink::add_default_route(seq, index, gateway)
+        })
+    }
+}
+
+/// The interface index of `name`.
+pub(crate) fn index_of(name: &str) -> Result<u32, String> {
+    nix::net::if_::if_nametoindex(name).map_err(|e| format!("interface {name}: {e}"))
+}
+
+/// The first Ethernet-like interface (`eth*`, `en*`, else any but `lo`), waiting up to `limit` for
+/// the driver to register it.
+pub(crate) fn first_interface(limit: Duration) -> Option<String> {
+    let start = super::now();
+    loop {
+        let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n != "lo")
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort_by_key(|n| (!(n.starts_with("eth") || n.starts_with("en")), n.clone()));
+        if let Some(first) = names.into_iter().next() {
+            return Some(first);
+        }
+        if super::now().saturating_sub(start) >= limit {
+            return None;
+        }
+        super::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `lo` up with 127.0.0.1/8, then the first interface per `[network]`. Returns the interface configured.
+pub(crate) fn configure(net: &NetworkConfig) -> Result<String, String> {
+    let mut nl = Netlink::open()?;
+    let lo = index_of("lo")?;
+    nl.link_up("lo", lo)?;
+    nl.add_address("lo", lo, Ipv4Addr::LOCALHOST, 8)?;
+    let name = first_interface(Duration::from_secs(3)).ok_or("no network interface besides lo")?;
+    let index = index_of(&name)?;
+    nl.link_up(&name, index)?;
+    match net.mode {
+        NetMode::Static => {
+            nl.add_address(&name, index, net.address.address, net.address.prefix)?;
+            if let Some(gw) = net.gateway {
+                nl.default_route(&name, index, gw)?;
+            }
+            write_resolv_conf(&net.dns)?;
+        }
+        NetMode::Dhcp => {
+            return Err(format!(
+                "{name} is up, but DHCP is not implemented yet: no address"
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// Writes `/etc/resolv.conf` (nothing when there are no servers).
+pub(crate) fn write_resolv_conf(dns: &[std::net::IpAddr]) -> Result<(), String> {
+    if dns.is_empty() {
+        return Ok(());
+    }
+    let text: String = dns.iter().map(|d| format!("nameserver {d}\n")).collect();
+    std::fs::write("/etc/resolv.conf", text).map_err(|e| format!("write /etc/resolv.conf: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// sd_notify
+
+/// The socket gatewayd's sd_notify datagrams arrive on, with the sender's credentials.
+#[derive(Debug)]
+pub(crate) struct NotifySocket {
+    sock: UnixDatagram,
+}
+
+impl NotifySocket {
+    /// Binds `path` (replacing a stale one), non-blocking, with `SO_PASSCRED`.
+    pub(crate) fn bind(path: &Path) -> Result<Self, String> {
+        let _ = std::fs::remove_file(path);
+        let sock = UnixDatagram::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| format!("notify socket: {e}"))?;
+        nix::sys::socket::setsockopt(&sock, sockopt::PassCred, &true)
+            .map_err(|e| format!("notify socket SO_PASSCRED: {e}"))?;
+        Ok(Self { sock })
+    }
+
+    /// The socket, for polling.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.sock)
+    }
+
+    /// The next datagram and its sender's pid, `None` when none is waiting.
+    pub(crate) fn recv(&self) -> Option<(Vec<u8>, Option<i32>)> {
+        let mut buf = vec![0u8; crate::notify::MAX_DATAGRAM];
+        let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let (n, pid) = {
+            let msg = nix::sys::socket::recvmsg::<()>(
+                self.sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .ok()?;
+            let pid = msg.cmsgs().ok().and_then(|mut c| {
+                c.find_map(|c| match c {
+                    ControlMessageOwned::ScmCredentials(cred) => Some(cred.pid()),
+                    _ => None,
+                })
+            });
+            (msg.bytes, pid)
+        };
+        buf.truncate(n);
+        Some((buf, pid))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// SIP probe
+
+/// The socket SIP OPTIONS probes go out of.
+#[derive(Debug)]
+pub(crate) struct ProbeSocket {
+    sock: UdpSocket,
+    local: SocketAddrV4,
+    target: SocketAddrV4,
+    n: u32,
+}
+
+impl ProbeSocket {
+    /// Binds 127.0.0.1 on an ephemeral port, non-blocking; probes go to 127.0.0.1:`port`.
+    pub(crate) fn bind(port: u16) -> Result<Self, String> {
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("probe socket: {e}"))?;
+        sock.set_nonblocking(true)
+            .map_err(|e| format!("probe socket: {e}"))?;
+        let local = match sock.local_addr() {
+            Ok(SocketAddr::V4(a)) => a,
+            Ok(SocketAddr::V6(_)) | Err(_) => SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+        };
+        Ok(Self {
+            sock,
+            local,
+            target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+            n: 0,
+        })
+    }
+
+    /// The socket, for polling.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.sock)
+    }
+
+    /// Sends the next OPTIONS.
+    pub(crate) fn send(&mut self) -> Result<(), String> {
+        self.n = self.n.wrapping_add(1);
+        let req = crate::probe::options(self.local, self.target, self.n);
+        self.sock
+            .send_to(&req, self.target)
+            .map(drop)
+            .map_err(|e| format!("probe to {}: {e}", self.target))
+    }
+
+    /// Whether a waiting datagram is a 200 to a probe (drains everything waiting).
+    pub(crate) fn answered(&self) -> bool {
+        let mut buf = [0u8; 2048];
+        let mut ok = false;
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            ok |= crate::probe::is_ok(buf.get(..n).unwrap_or_default());
+        }
+        ok
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// SNTP
+
+/// One SNTP query to `server` with a 2 s timeout, on its own thread; sets `CLOCK_REALTIME` from the
+/// answer and says what happened. The boot never waits for it.
+pub(crate) fn sntp_in_background(server: &NtpServer) {
+    let Some(target) = server.target() else { return };
+    let shown = server.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("sntp".into())
+        .spawn(move || match sntp_query(&target) {
+            Ok(t) => super::say(format!("time set from {shown}: {}", crate::sntp::Utc(t))),
+            Err(e) => super::say(format!("ntp {shown}: {e}; keeping the RTC's time")),
+        });
+    if let Err(e) = spawned {
+        super::say(format!("ntp: cannot start a thread: {e}"));
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the shell measures the round trip on the monotonic clock"
+)]
+fn sntp_query(target: &str) -> Result<Duration, String> {
+    let addr = target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{target} has no address"))?;
+    let bind: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
+    sock.connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    // A nonce, not our clock: the server echoes it back (see crate::sntp).
+    let nonce =
+        u64::from(std::process::id()) << 32 ^ u64::from(super::now().subsec_nanos()) ^ 0x5eed_0000_0000_0001;
+    let sent = std::time::Instant::now();
+    sock.send(&crate::sntp::request(nonce))
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut buf = [0u8; 512];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err("no answer in 2 s".into());
+        }
+        sock.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        let n = match sock.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("no answer in 2 s".into());
+            }
+            Err(e) => return Err(format!("receive from {addr}: {e}")),
+        };
+        // A stray datagram is ignored; the deadline still holds.
+        if let Ok(reply) = crate::sntp::parse_reply(buf.get(..n).unwrap_or_default(), nonce) {
+            let t = reply.time_at_arrival(sent.elapsed());
+            let ts = nix::sys::time::TimeSpec::from_duration(t);
+            nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, ts)
+                .map_err(|e| format!("clock_settime: {e}"))?;
+            return Ok(t);
+        }
+    }
+}
