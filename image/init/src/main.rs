@@ -129,8 +129,9 @@ fn boot() -> Boot {
     match cmdline.root.as_deref() {
         Some(root) => {
             let ro = MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
-            if let Err(e) = sys::mount(root, "/slot", "squashfs", ro) {
-                say(format!("{e}: the slot is unusable, gatewayd cannot start"));
+            match sys::mount(root, "/slot", "squashfs", ro) {
+                Ok(()) => say(format!("slot {root} on /slot (squashfs, read-only)")),
+                Err(e) => say(format!("{e}: the slot is unusable, gatewayd cannot start")),
             }
         }
         None => say("no appl.root on the kernel command line: no slot to mount"),
@@ -139,7 +140,10 @@ fn boot() -> Boot {
         Some(data) => {
             let flags = MsFlags::MS_NOATIME | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
             match sys::mount(data, "/data", "ext4", flags) {
-                Ok(()) => true,
+                Ok(()) => {
+                    say(format!("data {data} on /data (ext4)"));
+                    true
+                }
                 Err(e) => {
                     say(format!("{e}: continuing without the data partition"));
                     false

@@ -637,6 +637,7 @@ impl Supervisor {
         // Marking good, again after a failure.
         if let (Mark::RetryAt(at, done), Some(slot)) = (self.mark, self.settings.slot)
             && at <= now
+            && !self.shutting_down
         {
             self.mark = Mark::Pending(done + 1);
             self.actions.push(Action::MarkGood(slot));
@@ -678,7 +679,9 @@ impl Supervisor {
             Proc::Terminating { kill_at: Some(k), .. } | Proc::Leaving { kill_at: Some(k), .. } => at(k),
             _ => {}
         }
-        if let Mark::RetryAt(r, _) = self.mark {
+        if let Mark::RetryAt(r, _) = self.mark
+            && !self.shutting_down
+        {
             at(r);
         }
         if self.petting {
@@ -1165,6 +1168,16 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    #[test]
+    fn no_mark_retry_while_shutting_down() {
+        let mut sim = Sim::new(settings());
+        sim.make_ready();
+        sim.input(|s, now| s.mark_result(now, Err("EIO".into())));
+        sim.input(Supervisor::shutdown);
+        let a = sim.run_until(sim.now + MARK_RETRY * 2);
+        assert!(!a.iter().any(|a| matches!(a, Action::MarkGood(_))), "{a:?}");
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub(crate) fn mount(source: &str, target: &str, fstype: &str, flags: MsFlags) ->
         .map_err(|e| format!("mount {source} ({fstype}) on {target}: {e}"))
 }
 
-/// `/proc`, `/sys`, devtmpfs on `/dev`, and the directories PID 1 uses. An already mounted one is fine.
+/// `/proc`, `/sys`, devtmpfs on `/dev` (each unless already mounted), and the directories PID 1 uses.
 pub(crate) fn mount_early() -> Vec<String> {
     let mut errors = Vec::new();
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -182,10 +182,12 @@ pub(crate) fn mount_early() -> Vec<String> {
         ("sysfs", "/sys", "sysfs", quiet),
         ("devtmpfs", "/dev", "devtmpfs", MsFlags::MS_NOSUID),
     ] {
-        match mount(src, target, fstype, flags) {
-            Ok(()) => {}
-            Err(_) if is_mountpoint(target) => {}
-            Err(e) => errors.push(e),
+        // Already there (mounted by whoever started us): keep it.
+        if is_mountpoint(target) {
+            continue;
+        }
+        if let Err(e) = mount(src, target, fstype, flags) {
+            errors.push(e);
         }
     }
     for dir in ["/run", "/tmp", "/etc", "/slot", "/data", "/esp"] {
@@ -308,20 +310,36 @@ pub(crate) struct Launch {
 }
 
 /// Starts gatewayd; returns its pid. It is reaped by [`reap`], never waited for here.
+///
+/// `posix_spawn` rather than `std::process::Command`: the child must start with an empty signal mask
+/// and default dispositions, and PID 1 keeps SIGTERM, SIGCHLD … blocked for its signalfd (a mask that
+/// `Command` passes on, so gatewayd would never see its SIGTERM).
 pub(crate) fn spawn(l: &Launch) -> Result<i32, String> {
-    let mut cmd = std::process::Command::new(&l.path);
-    cmd.arg("--config")
-        .arg(&l.config)
-        .env_clear()
-        .env("PATH", "/slot/usr/bin:/usr/bin:/bin")
-        .env("NOTIFY_SOCKET", &l.notify_socket)
-        .current_dir("/")
-        .stdin(std::process::Stdio::null());
+    use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+    let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
+    let path = cstr(&l.path.to_string_lossy())?;
+    let args = [path.clone(), cstr("--config")?, cstr(&l.config)?];
+    let mut env = vec![
+        cstr("PATH=/slot/usr/bin:/usr/bin:/bin")?,
+        cstr(&format!("NOTIFY_SOCKET={}", l.notify_socket))?,
+    ];
     if l.watchdog_usec > 0 {
-        cmd.env("WATCHDOG_USEC", l.watchdog_usec.to_string());
+        env.push(cstr(&format!("WATCHDOG_USEC={}", l.watchdog_usec))?);
     }
-    let child = cmd.spawn().map_err(|e| e.to_string())?;
-    i32::try_from(child.id()).map_err(|_| format!("pid {} out of range", child.id()))
+    let mut attr = PosixSpawnAttr::init().map_err(|e| format!("posix_spawnattr_init: {e}"))?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF)
+        .map_err(|e| format!("posix_spawnattr_setflags: {e}"))?;
+    attr.set_sigmask(&SigSet::empty())
+        .map_err(|e| format!("posix_spawnattr_setsigmask: {e}"))?;
+    attr.set_sigdefault(&SigSet::all())
+        .map_err(|e| format!("posix_spawnattr_setsigdefault: {e}"))?;
+    let mut actions = PosixSpawnFileActions::init().map_err(|e| format!("posix_spawn_file_actions_init: {e}"))?;
+    actions
+        .add_open(0, "/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
+        .map_err(|e| format!("posix_spawn_file_actions_addopen: {e}"))?;
+    nix::spawn::posix_spawn(path.as_c_str(), &actions, &attr, &args, &env)
+        .map(Pid::as_raw)
+        .map_err(|e| e.desc().to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------------

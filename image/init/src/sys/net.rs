@@ -312,31 +312,34 @@ fn sntp_query(target: &str) -> Result<Duration, String> {
     sock.send(&crate::sntp::request(nonce))
         .map_err(|e| format!("send to {addr}: {e}"))?;
     let mut buf = [0u8; 512];
+    let mut refused: Option<crate::sntp::SntpError> = None;
+    let timed_out = |refused: &Option<crate::sntp::SntpError>| match refused {
+        Some(e) => format!("no usable answer in 2 s (last one: {e})"),
+        None => "no answer in 2 s".to_owned(),
+    };
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            return Err("no answer in 2 s".into());
+            return Err(timed_out(&refused));
         }
         sock.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err("no answer in 2 s".into());
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(timed_out(&refused));
             }
             Err(e) => return Err(format!("receive from {addr}: {e}")),
         };
-        // A stray datagram is ignored; the deadline still holds.
-        if let Ok(reply) = crate::sntp::parse_reply(buf.get(..n).unwrap_or_default(), nonce) {
-            let t = reply.time_at_arrival(sent.elapsed());
-            let ts = nix::sys::time::TimeSpec::from_duration(t);
-            nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, ts)
-                .map_err(|e| format!("clock_settime: {e}"))?;
-            return Ok(t);
+        // A refused datagram (stale, forged, kiss-o'-death) is noted; the deadline still holds.
+        match crate::sntp::parse_reply(buf.get(..n).unwrap_or_default(), nonce) {
+            Ok(reply) => {
+                let t = reply.time_at_arrival(sent.elapsed());
+                let ts = nix::sys::time::TimeSpec::from_duration(t);
+                nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, ts)
+                    .map_err(|e| format!("clock_settime: {e}"))?;
+                return Ok(t);
+            }
+            Err(e) => refused = Some(e),
         }
     }
 }
