@@ -333,9 +333,15 @@ pub(crate) fn spawn(l: &Launch) -> Result<i32, String> {
         .map_err(|e| format!("posix_spawnattr_setsigmask: {e}"))?;
     attr.set_sigdefault(&SigSet::all())
         .map_err(|e| format!("posix_spawnattr_setsigdefault: {e}"))?;
-    let mut actions = PosixSpawnFileActions::init().map_err(|e| format!("posix_spawn_file_actions_init: {e}"))?;
+    let mut actions =
+        PosixSpawnFileActions::init().map_err(|e| format!("posix_spawn_file_actions_init: {e}"))?;
     actions
-        .add_open(0, "/dev/null", nix::fcntl::OFlag::O_RDONLY, nix::sys::stat::Mode::empty())
+        .add_open(
+            0,
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        )
         .map_err(|e| format!("posix_spawn_file_actions_addopen: {e}"))?;
     nix::spawn::posix_spawn(path.as_c_str(), &actions, &attr, &args, &env)
         .map(Pid::as_raw)

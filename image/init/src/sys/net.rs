@@ -325,7 +325,12 @@ fn sntp_query(target: &str) -> Result<Duration, String> {
         sock.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(timed_out(&refused));
             }
             Err(e) => return Err(format!("receive from {addr}: {e}")),
