@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -234,16 +234,16 @@ impl Partitions {
 pub struct Network {
     /// Static address or DHCP.
     pub mode: NetworkMode,
-    /// `mode = "static"`: the address with its prefix length (`10.0.2.15/24`).
+    /// `mode = "static"`: the IPv4 address with its prefix length (`10.0.2.15/24`).
     #[serde(default)]
     pub address: Option<Cidr>,
-    /// `mode = "static"`: the default gateway (optional).
+    /// `mode = "static"`: the default gateway (optional), on the address's subnet.
     #[serde(default)]
-    pub gateway: Option<IpAddr>,
-    /// DNS servers (with DHCP: used instead of the lease's when not empty).
+    pub gateway: Option<Ipv4Addr>,
+    /// DNS servers, at most 3 (resolv.conf's limit).
     #[serde(default)]
     pub dns: Vec<IpAddr>,
-    /// NTP server (host name or address); empty: keep the RTC's time.
+    /// SNTP server, `host` or `host:port`; empty: keep the RTC's time.
     #[serde(default)]
     pub ntp: String,
 }
@@ -277,26 +277,33 @@ impl TryFrom<String> for NetworkMode {
     }
 }
 
-/// An address with its prefix length, written `10.0.2.15/24`.
+/// An IPv4 address with its prefix length, written `10.0.2.15/24` (PID 1 configures IPv4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Cidr {
     /// The address.
-    pub address: IpAddr,
-    /// Prefix length (0-32 for IPv4, 0-128 for IPv6).
+    pub address: Ipv4Addr,
+    /// Prefix length, 0-32.
     pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is on this subnet.
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        (u32::from(ip) ^ u32::from(self.address)) & mask == 0
+    }
 }
 
 impl TryFrom<String> for Cidr {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        let bad = || format!("\"{s}\" is not an address with a prefix length, e.g. \"10.0.2.15/24\"");
+        let bad = || format!("\"{s}\" is not an IPv4 address with a prefix length, e.g. \"10.0.2.15/24\"");
         let (ip, len) = s.split_once('/').ok_or_else(bad)?;
-        let address: IpAddr = ip.parse().map_err(|_| bad())?;
+        let address: Ipv4Addr = ip.parse().map_err(|_| bad())?;
         let prefix: u8 = len.parse().map_err(|_| bad())?;
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(format!("prefix length {prefix} is over {max}"));
+        if prefix > 32 {
+            return Err(format!("prefix length {prefix} is over 32"));
         }
         Ok(Self { address, prefix })
     }
@@ -714,11 +721,17 @@ impl Board {
             }
         }
         if let (Some(a), Some(g)) = (n.address, n.gateway)
-            && a.address.is_ipv4() != g.is_ipv4()
+            && !a.contains(g)
         {
             return Err((
                 key2("network", "gateway"),
-                "must be of the same IP version as the address".into(),
+                format!("{g} is outside {a} (the gateway must be on the link)"),
+            ));
+        }
+        if n.dns.len() > 3 {
+            return Err((
+                key2("network", "dns"),
+                format!("at most 3 name servers (found {})", n.dns.len()),
             ));
         }
         if !n
@@ -1113,6 +1126,17 @@ watchdog_device = "i6300esb"
         assert_eq!(e.key(), Some("network.address"), "{e}");
         let e = err(&with("\"10.0.2.15/24\"", "\"10.0.2.15/33\""));
         assert!(e.to_string().contains("over 32"), "{e}");
+        let e = err(&with("\"10.0.2.15/24\"", "\"fd00::15/64\""));
+        assert!(e.to_string().contains("IPv4"), "{e}");
+        let text = with("gateway = \"10.0.2.2\"", "gateway = \"10.0.3.2\"");
+        let e = err(&text);
+        assert_eq!(e.key(), Some("network.gateway"), "{e}");
+        assert_eq!(e.line(), Some(line_of(&text, "gateway =")), "{e}");
+        let e = err(&with(
+            "[\"10.0.2.3\"]",
+            "[\"10.0.2.3\", \"1.1.1.1\", \"8.8.8.8\", \"9.9.9.9\"]",
+        ));
+        assert_eq!(e.key(), Some("network.dns"), "{e}");
         let e = err(&with("[\"10.0.2.3\"]", "[\"10.0.2.3\", \"dns.example\"]"));
         assert_eq!(e.key(), Some("network.dns[1]"), "{e}");
     }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::fs;
+use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -368,31 +369,13 @@ pub fn build_image(board: &Board, opts: &BuildOptions) -> Result<BuildReport, Er
 
     p.step(
         9,
-        &format!("data ({} MiB, ext4 via mke2fs -d)", board.partitions.data_mib),
+        &format!(
+            "data ({} MiB, ext4 via mke2fs + debugfs)",
+            board.partitions.data_mib
+        ),
     );
-    let data_tree = work.join("data");
-    for d in ["etc/rtc-edge", "log"] {
-        let dir = data_tree.join(d);
-        fs::create_dir_all(&dir).map_err(|e| Error::io("data tree", &dir, e))?;
-    }
-    set_times(&data_tree, epoch)?;
     let data_img = work.join("data.img");
-    tools::run(
-        "data partition (mke2fs)",
-        tools::cmd("mke2fs")
-            .env("E2FSPROGS_FAKE_TIME", epoch.max(1).to_string())
-            .args(["-q", "-t", "ext4", "-L", "data", "-U"])
-            .arg(disk::derived_guid(&board.name, "data-fs").to_lowercase())
-            .arg("-E")
-            .arg(format!(
-                "root_owner=0:0,hash_seed={}",
-                disk::derived_guid(&board.name, "data-hash").to_lowercase()
-            ))
-            .arg("-d")
-            .arg(&data_tree)
-            .arg(&data_img)
-            .arg(format!("{}M", board.partitions.data_mib)),
-    )?;
+    make_data(board, &data_img, epoch)?;
 
     p.step(
         10,
@@ -681,12 +664,14 @@ fn grub_modules(arch: Arch, cache: &Cache<'_>) -> Result<(PathBuf, String), Erro
     ))
 }
 
-/// Sets the mtime of everything under `dir` (and `dir`) to `epoch`.
+/// Sets the access and modification times of everything under `dir` (and `dir`) to `epoch`.
 fn set_times(dir: &Path, epoch: u64) -> Result<(), Error> {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch);
+    // Access times too: mke2fs -d copies them.
+    let times = fs::FileTimes::new().set_accessed(t).set_modified(t);
     let touch = |p: &Path| {
         fs::File::open(p)
-            .and_then(|f| f.set_modified(t))
+            .and_then(|f| f.set_times(times))
             .map_err(|e| Error::io("set timestamps", p, e))
     };
     for entry in fs::read_dir(dir).map_err(|e| Error::io("set timestamps", dir, e))? {
@@ -708,25 +693,32 @@ fn make_esp(board: &Board, tree: &Path, img: &Path, size: u64, epoch: u64) -> Re
     f.set_len(size).map_err(|e| Error::io(step, img, e))?;
     drop(f);
     let (fat, per_cluster) = disk::fat_params(board.partitions.esp_mib);
-    let id = disk::derived_bytes(&board.name, "esp-fat");
-    let volume_id = format!("{:02X}{:02X}{:02X}{:02X}", id[0], id[1], id[2], id[3]);
+    // --invariant fixes the label's timestamp (mkfs.fat 4.2 ignores SOURCE_DATE_EPOCH) but also the
+    // volume id, which is then set to one derived from the board.
     tools::run(
         "ESP file system (mkfs.vfat)",
         tools::cmd("mkfs.vfat")
-            .env("SOURCE_DATE_EPOCH", epoch.to_string())
             .env("TZ", "UTC")
             .args([
+                "--invariant",
                 "-F",
                 &fat.to_string(),
                 "-s",
                 &per_cluster.to_string(),
                 "-n",
                 "ESP",
-                "-i",
-                &volume_id,
             ])
             .arg(img),
     )?;
+    let id = disk::derived_bytes(&board.name, "esp-fat");
+    let at = if fat == 32 { 67 } else { 39 };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(img)
+        .map_err(|e| Error::io(step, img, e))?;
+    f.seek(SeekFrom::Start(at)).map_err(|e| Error::io(step, img, e))?;
+    f.write_all(&id[..4]).map_err(|e| Error::io(step, img, e))?;
+    drop(f);
     let mut sources = vec![tree.join("EFI")];
     if let Some(extra) = &board.esp_extra {
         let mut entries: Vec<PathBuf> = fs::read_dir(extra)
@@ -758,6 +750,54 @@ fn make_esp(board: &Board, tree: &Path, img: &Path, size: u64, epoch: u64) -> Re
         .arg("::/");
     tools::run("ESP content (mcopy)", &mut cmd)?;
     tree_bytes(tree)
+}
+
+/// Folders on a fresh data partition.
+pub const DATA_DIRS: &[&str] = &["etc", "etc/rtc-edge", "log"];
+
+/// The data partition: ext4 labelled `data` with [`DATA_DIRS`], UUID and hash seed derived from the
+/// board, every timestamp `epoch`. The folders are made with `debugfs` rather than `mke2fs -d`, which
+/// copies the source tree's ctime (the build's clock) into the inodes.
+fn make_data(board: &Board, img: &Path, epoch: u64) -> Result<(), Error> {
+    let fake_time = epoch.max(1).to_string();
+    let _ = fs::remove_file(img);
+    tools::run(
+        "data partition (mke2fs)",
+        tools::cmd("mke2fs")
+            .env("E2FSPROGS_FAKE_TIME", &fake_time)
+            .args(["-q", "-t", "ext4", "-L", "data", "-U"])
+            .arg(disk::derived_guid(&board.name, "data-fs").to_lowercase())
+            .arg("-E")
+            .arg(format!(
+                "root_owner=0:0,hash_seed={}",
+                disk::derived_guid(&board.name, "data-hash").to_lowercase()
+            ))
+            .arg(img)
+            .arg(format!("{}M", board.partitions.data_mib)),
+    )?;
+    let script: String = DATA_DIRS.iter().map(|d| format!("mkdir {d}\n")).collect();
+    let out = tools::run_with_input(
+        "data partition folders (debugfs)",
+        tools::cmd("debugfs")
+            .env("E2FSPROGS_FAKE_TIME", &fake_time)
+            .args(["-w", "-f", "-"])
+            .arg(img),
+        Some(script.as_bytes()),
+    )?;
+    // debugfs reports a failed request on stderr and still exits 0.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("debugfs "))
+        .collect();
+    if complaints.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "data partition folders (debugfs): {}",
+            complaints.join("; ")
+        )))
+    }
 }
 
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {

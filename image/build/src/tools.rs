@@ -13,6 +13,7 @@ use crate::Error;
 pub(crate) const BUILD_TOOLS: &[(&str, &str)] = &[
     ("apt-cache", "apt"),
     ("apt-get", "apt"),
+    ("debugfs", "e2fsprogs"),
     ("depmod", "kmod"),
     ("dpkg", "dpkg"),
     ("dpkg-deb", "dpkg"),
