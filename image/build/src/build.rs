@@ -640,7 +640,7 @@ fn grub_modules(arch: Arch, cache: &Cache<'_>) -> Result<(PathBuf, String), Erro
         "grub-mkimage --version",
         tools::cmd("grub-mkimage").arg("--version"),
     )?;
-    let tool = tool.trim().trim_start_matches("grub-mkimage ").to_owned();
+    let tool = tool.rsplit(") ").next().unwrap_or(&tool).trim().to_owned();
     if host_dir.join("moddep.lst").is_file() {
         let pkg = format!("{}:{}", arch.grub_package(), arch.deb_arch());
         let v = tools::stdout(
