@@ -20,6 +20,7 @@
 
 mod cmdline;
 mod config;
+mod dhcp;
 mod grubenv;
 mod lines;
 mod modules;
@@ -198,12 +199,11 @@ fn boot() -> Boot {
                         .map(|g| format!(" via {g}"))
                         .unwrap_or_default()
                 ),
-                config::NetMode::Dhcp => "dhcp".to_owned(),
+                config::NetMode::Dhcp => "up, asking DHCP for an address".to_owned(),
             }
         )),
         Err(e) => say(format!("network: {e}")),
     }
-    sys::net::sntp_in_background(&config.network.ntp);
 
     Boot {
         cmdline,

@@ -363,28 +363,30 @@ pub(crate) fn mark_good(esp: Option<&str>, slot: Slot) -> Result<(), String> {
         "vfat",
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
     )?;
-    let result = rewrite_grubenv(slot);
+    let result = rewrite_grubenv(Path::new(GRUBENV), slot);
     let unmounted = unmount("/esp");
     result?;
     unmounted
 }
 
-fn rewrite_grubenv(slot: Slot) -> Result<(), String> {
+/// Rewrites the grubenv block at `path` in place (same length, one write at offset 0, fsync).
+fn rewrite_grubenv(path: &Path, slot: Slot) -> Result<(), String> {
+    let shown = path.display();
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
-        .open(GRUBENV)
-        .map_err(|e| format!("open {GRUBENV}: {e}"))?;
+        .open(path)
+        .map_err(|e| format!("open {shown}: {e}"))?;
     let mut block = Vec::new();
     Read::by_ref(&mut f)
         .take(4096)
         .read_to_end(&mut block)
-        .map_err(|e| format!("read {GRUBENV}: {e}"))?;
-    let new = crate::grubenv::mark_good(&block, slot).map_err(|e| format!("{GRUBENV}: {e}"))?;
+        .map_err(|e| format!("read {shown}: {e}"))?;
+    let new = crate::grubenv::mark_good(&block, slot).map_err(|e| format!("{shown}: {e}"))?;
     if new != block {
         f.write_all_at(&new, 0)
-            .map_err(|e| format!("write {GRUBENV}: {e}"))?;
-        f.sync_all().map_err(|e| format!("fsync {GRUBENV}: {e}"))?;
+            .map_err(|e| format!("write {shown}: {e}"))?;
+        f.sync_all().map_err(|e| format!("fsync {shown}: {e}"))?;
     }
     Ok(())
 }
@@ -412,5 +414,34 @@ pub(crate) fn idle() -> ! {
     loop {
         let _ = reap();
         sleep(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grubenv_is_rewritten_in_place() {
+        let dir = std::env::temp_dir().join(format!("edge-init-grubenv-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("grubenv");
+        let mut block = b"# GRUB Environment Block\nboot_order=A B\nA_left=1\nB_left=0\n".to_vec();
+        block.resize(crate::grubenv::BLOCK_LEN, b'#');
+        fs::write(&path, &block).unwrap();
+        rewrite_grubenv(&path, Slot::A).unwrap();
+        let after = fs::read(&path).unwrap();
+        assert_eq!(after.len(), crate::grubenv::BLOCK_LEN);
+        assert!(after.starts_with(b"# GRUB Environment Block\nboot_order=A B\nA_left=3\nB_left=0\n#"));
+        // A file that is not a block is left alone.
+        fs::write(&path, b"garbage").unwrap();
+        assert!(rewrite_grubenv(&path, Slot::A).unwrap_err().contains("7 bytes"));
+        assert_eq!(fs::read(&path).unwrap(), b"garbage");
+        assert!(
+            rewrite_grubenv(&dir.join("missing"), Slot::B)
+                .unwrap_err()
+                .starts_with("open ")
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -141,14 +141,137 @@ pub(crate) fn configure(net: &NetworkConfig) -> Result<String, String> {
                 nl.default_route(&name, index, gw)?;
             }
             write_resolv_conf(&net.dns)?;
+            sntp_in_background(&net.ntp);
         }
-        NetMode::Dhcp => {
-            return Err(format!(
-                "{name} is up, but DHCP is not implemented yet: no address"
-            ));
-        }
+        NetMode::Dhcp => dhcp_in_background(name.clone(), index, net.clone()),
     }
     Ok(name)
+}
+
+/// Runs the DHCP client for `name` on its own thread for the life of the box (leases are renewed);
+/// the first lease also starts the SNTP query.
+fn dhcp_in_background(name: String, index: u32, net: NetworkConfig) {
+    let spawned = std::thread::Builder::new().name("dhcp".into()).spawn(move || {
+        if let Err(e) = run_dhcp(&name, index, &net) {
+            super::say(format!("dhcp on {name}: {e}; no address"));
+        }
+    });
+    if let Err(e) = spawned {
+        super::say(format!("dhcp: cannot start a thread: {e}"));
+    }
+}
+
+/// A transaction id seed that differs across boots (the kernel's random pool, else the clock).
+fn xid_seed() -> u32 {
+    let mut b = [0u8; 4];
+    let read =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    match read {
+        Ok(()) => u32::from_ne_bytes(b),
+        Err(_) => super::now().subsec_nanos() ^ std::process::id(),
+    }
+}
+
+fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), String> {
+    use crate::dhcp::{Client, Output};
+    let mac_text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
+        .map_err(|e| format!("hardware address: {e}"))?;
+    let mac = crate::dhcp::parse_mac(&mac_text).ok_or_else(|| format!("hardware address {mac_text:?}"))?;
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).map_err(|e| format!("port 68: {e}"))?;
+    sock.set_broadcast(true)
+        .map_err(|e| format!("SO_BROADCAST: {e}"))?;
+    nix::sys::socket::setsockopt(&sock, sockopt::BindToDevice, &std::ffi::OsString::from(name))
+        .map_err(|e| format!("SO_BINDTODEVICE: {e}"))?;
+    let mut nl = Netlink::open()?;
+    let mut client = Client::new(mac, xid_seed(), super::now());
+    let mut current: Option<crate::dhcp::Lease> = None;
+    let mut buf = [0u8; 1500];
+    let mut outputs = client.poll(super::now());
+    loop {
+        for out in outputs.drain(..) {
+            match out {
+                Output::Send { packet, to } => {
+                    if let Err(e) = sock.send_to(&packet, (to, 67)) {
+                        super::say(format!("dhcp on {name}: send to {to}: {e}"));
+                    }
+                }
+                Output::Bound(lease) => {
+                    let same = current.as_ref().is_some_and(|c| {
+                        (c.address, c.prefix, c.router, &c.dns)
+                            == (lease.address, lease.prefix, lease.router, &lease.dns)
+                    });
+                    if !same {
+                        apply_lease(&mut nl, name, index, &lease, net);
+                    }
+                    if current.is_none() {
+                        sntp_in_background(&net.ntp);
+                    }
+                    current = Some(lease);
+                }
+                Output::Lost(address) => {
+                    super::say(format!(
+                        "dhcp on {name}: the lease on {address} ran out, asking again"
+                    ));
+                    current = None;
+                }
+            }
+        }
+        let wait = client
+            .poll_timeout()
+            .saturating_sub(super::now())
+            .clamp(Duration::from_millis(1), Duration::from_secs(3600));
+        sock.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
+        match sock.recv(&mut buf) {
+            Ok(n) => outputs = client.handle(super::now(), buf.get(..n).unwrap_or_default()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                outputs = client.poll(super::now());
+            }
+            Err(e) => {
+                super::say(format!("dhcp on {name}: receive: {e}"));
+                super::sleep(Duration::from_secs(1));
+                outputs = client.poll(super::now());
+            }
+        }
+    }
+}
+
+/// Address, default route and resolv.conf from a lease (DNS from the lease, else `[network].dns`).
+fn apply_lease(nl: &mut Netlink, name: &str, index: u32, lease: &crate::dhcp::Lease, net: &NetworkConfig) {
+    let mut problems = Vec::new();
+    if let Err(e) = nl.add_address(name, index, lease.address, lease.prefix) {
+        problems.push(e);
+    }
+    if let Some(router) = lease.router
+        && let Err(e) = nl.default_route(name, index, router)
+    {
+        problems.push(e);
+    }
+    let dns: Vec<std::net::IpAddr> = if lease.dns.is_empty() {
+        net.dns.clone()
+    } else {
+        lease.dns.iter().map(|d| std::net::IpAddr::V4(*d)).collect()
+    };
+    if let Err(e) = write_resolv_conf(&dns) {
+        problems.push(e);
+    }
+    super::say(format!(
+        "dhcp: {name} {}/{}{} from {} for {}",
+        lease.address,
+        lease.prefix,
+        lease.router.map(|r| format!(" via {r}")).unwrap_or_default(),
+        lease.server,
+        lease
+            .duration
+            .map_or_else(|| "ever".to_owned(), |d| format!("{} s", d.as_secs())),
+    ));
+    for p in problems {
+        super::say(format!("dhcp: {p}"));
+    }
 }
 
 /// Writes `/etc/resolv.conf` (nothing when there are no servers).
