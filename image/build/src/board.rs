@@ -18,7 +18,8 @@ use toml::de::{DeTable, DeValue};
 
 /// The folder holding the board files of this repository (`<workspace>/board-config`).
 pub fn board_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../board-config")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../board-config");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// One board, as read from its file. Every field has been checked; see `board-config/README.md`.
