@@ -79,13 +79,16 @@ pub(crate) fn say(msg: impl Display) {
     let stamped = format!("[{:>5}.{:03}] {line}", t.as_secs(), t.subsec_millis());
     let mut log = LOG.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(f) = log.file.as_mut() {
-        let _ = f.write_all(stamped.as_bytes());
+        // On disk at once: the lines that matter most come just before a watchdog reset, which
+        // would otherwise take the page cache (and the log) with it. They are few.
+        let _ = f.write_all(stamped.as_bytes()).and_then(|()| f.sync_data());
     } else if !log.detached && log.backlog.len() < BACKLOG_MAX {
         log.backlog.push(stamped);
     }
 }
 
-/// Appends `msg` to the boot log only (gatewayd's STATUS changes: too chatty for the console).
+/// Appends `msg` to the boot log only (gatewayd's STATUS changes: too chatty for the console; not
+/// synced on its own, the next [`say`] syncs it).
 pub(crate) fn log_only(msg: impl Display) {
     let t = now();
     let stamped = format!("[{:>5}.{:03}] {msg}\n", t.as_secs(), t.subsec_millis());
@@ -109,6 +112,7 @@ pub(crate) fn attach_log(path: &Path) -> std::io::Result<()> {
     for line in log.backlog.drain(..) {
         file.write_all(line.as_bytes())?;
     }
+    file.sync_all()?;
     log.file = Some(file);
     Ok(())
 }
