@@ -3,6 +3,9 @@
 //! Pure: text in, [`Cmdline`] and warnings out. Unknown parameters are the kernel's business and are
 //! ignored; a malformed `appl.*` value is a warning, never a failure (PID 1 boots on with what it has).
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::fmt;
 
 /// An A/B slot.
@@ -117,6 +120,7 @@ pub(crate) fn parse(text: &str) -> (Cmdline, Vec<String>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

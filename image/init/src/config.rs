@@ -7,6 +7,9 @@
 //! located back in the spanned table. The shell prints the error and falls back to [`InitConfig::default`]
 //! (or, for `network.toml`, to the slot's `[network]`): PID 1 never stops on a bad file.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::{NonZeroU16, NonZeroU32};
@@ -571,6 +574,7 @@ impl NetworkConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

@@ -7,6 +7,9 @@
 //! (port 68, broadcast, bound to the interface) and applies leases with rtnetlink. Requests carry
 //! the broadcast flag, so replies reach a socket on an interface that has no address yet.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -449,6 +452,7 @@ fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Reply> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

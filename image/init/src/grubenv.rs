@@ -5,6 +5,9 @@
 //! it in place (GRUB's `save_env` refuses a file whose size changed). Escaping follows GRUB's
 //! `envblk.c`: a backslash in front of `\` or a newline in a value.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use crate::cmdline::Slot;
 
 /// The size of a GRUB environment block.
@@ -159,6 +162,7 @@ pub(crate) fn mark_good(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvErro
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

@@ -3,6 +3,9 @@
 //! Pure: bytes in as they arrive (any split), complete lines out. CR, LF and CRLF end a line; a line
 //! longer than [`MAX_LINE`] is dropped whole rather than split, so no partial command runs.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 /// Longest line kept.
 pub(crate) const MAX_LINE: usize = 256;
 
@@ -35,6 +38,7 @@ impl LineBuffer {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

@@ -3,6 +3,9 @@
 //!
 //! Pure: text in, the modules to load in order. Blank lines and `#` comments are skipped.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 /// One module to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Module {
@@ -36,6 +39,7 @@ pub(crate) fn parse(text: &str) -> Vec<Module> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

@@ -5,6 +5,9 @@
 //! ioctl and no `unsafe` is needed to configure the network. Headers are in host byte order as the
 //! kernel expects; addresses in network order.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::net::Ipv4Addr;
 
 const NLMSG_HDRLEN: usize = 16;
@@ -163,6 +166,7 @@ pub(crate) fn find_ack(buf: &[u8], seq: u32) -> Option<Ack> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

@@ -4,6 +4,9 @@
 //! Pure: bytes in, [`Notification`] out. Unknown keys are ignored (systemd does the same); the text
 //! of `STATUS=` is kept printable so it can be shown on a console.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 /// Longest datagram read (systemd accepts up to its pipe buffer; gatewayd's are a few dozen bytes).
 pub(crate) const MAX_DATAGRAM: usize = 4096;
 
@@ -58,6 +61,7 @@ impl Notification {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

@@ -5,6 +5,9 @@
 //! request (Via with a magic-cookie branch and `rport`, Max-Forwards, From tag, To, Call-ID, CSeq,
 //! Content-Length), so gatewayd's validation answers it like any peer's.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::net::SocketAddrV4;
 
 /// The OPTIONS request number `n`, sent from `local` to gatewayd at `target`.
@@ -40,6 +43,7 @@ pub(crate) fn is_ok(answer: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

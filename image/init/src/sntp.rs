@@ -5,6 +5,9 @@
 //! The request's transmit timestamp is a nonce, not our clock (which is what we are about to correct):
 //! the server echoes it as the originate timestamp, so a reply that does not carry it is refused.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::fmt;
 use std::time::Duration;
 
@@ -152,6 +155,7 @@ impl fmt::Display for Utc {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
 

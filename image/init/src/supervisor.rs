@@ -13,6 +13,9 @@
 //! a gatewayd that does not come back in time lets the watchdog reset the board, and GRUB counts the
 //! failed try. Once petting stops it never resumes in this boot.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing)]
+
 use std::fmt;
 use std::time::Duration;
 
@@ -695,6 +698,7 @@ impl Supervisor {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
 mod tests {
     use super::*;
     use crate::notify::Notification;
