@@ -452,7 +452,10 @@ fn parse(p: &[u8], xid: u32, mac: [u8; 6]) -> Option<Reply> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index known-good fixtures; a panic is a failed test"
+)]
 mod tests {
     use super::*;
 

@@ -162,7 +162,10 @@ pub(crate) fn mark_good(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvErro
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index known-good fixtures; a panic is a failed test"
+)]
 mod tests {
     use super::*;
 

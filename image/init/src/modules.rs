@@ -39,7 +39,10 @@ pub(crate) fn parse(text: &str) -> Vec<Module> {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index known-good fixtures; a panic is a failed test"
+)]
 mod tests {
     use super::*;
 

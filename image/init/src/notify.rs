@@ -61,7 +61,10 @@ impl Notification {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index known-good fixtures; a panic is a failed test"
+)]
 mod tests {
     use super::*;
 

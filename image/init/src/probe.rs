@@ -43,7 +43,10 @@ pub(crate) fn is_ok(answer: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index known-good fixtures; a panic is a failed test"
+)]
 mod tests {
     use super::*;
 

@@ -155,7 +155,10 @@ impl fmt::Display for Utc {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index known-good fixtures; a panic is a failed test")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index known-good fixtures; a panic is a failed test"
+)]
 mod tests {
     use super::*;
 
