@@ -138,43 +138,50 @@ pub(crate) enum NetMode {
     Dhcp,
 }
 
-/// `[network]`.
+/// `[network]`. A file that has the table means what it writes: no `gateway` is no default route, no
+/// `dns` no resolv.conf, and a static `mode` needs its `address`. Only a file without the table gets
+/// [`NetworkConfig::default`] (image/README.md's example, QEMU's user network).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NetworkConfig {
     /// `static` or `dhcp`.
     #[serde(default = "NetworkConfig::default_mode")]
     pub(crate) mode: NetMode,
-    /// `a.b.c.d/prefix` (static).
-    #[serde(default = "NetworkConfig::default_address")]
-    pub(crate) address: Ipv4Cidr,
-    /// Default route's next hop (static); must be inside `address`'s subnet.
-    #[serde(default = "NetworkConfig::default_gateway")]
+    /// `a.b.c.d/prefix` (static; required then).
+    #[serde(default)]
+    pub(crate) address: Option<Ipv4Cidr>,
+    /// Default route's next hop (static); must be inside `address`'s subnet. `""`: none.
+    #[serde(default, deserialize_with = "de_gateway")]
     pub(crate) gateway: Option<Ipv4Addr>,
     /// Name servers for `/etc/resolv.conf` (at most 3, resolv.conf's limit).
-    #[serde(default = "NetworkConfig::default_dns")]
+    #[serde(default)]
     pub(crate) dns: Vec<IpAddr>,
     /// SNTP server, `host` or `host:port`; empty keeps the RTC's time.
     #[serde(default)]
     pub(crate) ntp: NtpServer,
 }
 
+/// A gateway: an IPv4 address, or `""` for none.
+fn de_gateway<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ipv4Addr>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "expected an IPv4 address, or \"\" for no default route, found {s:?}"
+        ))
+    })
+}
+
+/// The same, for the override: present (`Some`, possibly `Some(None)`) or absent.
+fn de_gateway_override<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Ipv4Addr>>, D::Error> {
+    de_gateway(d).map(Some)
+}
+
 impl NetworkConfig {
     fn default_mode() -> NetMode {
         NetMode::Static
-    }
-    fn default_address() -> Ipv4Cidr {
-        Ipv4Cidr {
-            address: Ipv4Addr::new(10, 0, 2, 15),
-            prefix: 24,
-        }
-    }
-    #[expect(clippy::unnecessary_wraps, reason = "serde default for an Option field")]
-    fn default_gateway() -> Option<Ipv4Addr> {
-        Some(Ipv4Addr::new(10, 0, 2, 2))
-    }
-    fn default_dns() -> Vec<IpAddr> {
-        vec![IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3))]
     }
 
     /// Checks that span keys, after each value was checked by its type.
@@ -186,29 +193,37 @@ impl NetworkConfig {
                 format!("at most 3 name servers (found {})", self.dns.len()),
             ));
         }
-        if self.mode == NetMode::Static
-            && let Some(gw) = self.gateway
-            && !self.address.contains(gw)
-        {
-            return Err((
-                key("gateway"),
-                format!(
-                    "gateway {gw} is outside {} (it must be on the link)",
-                    self.address
-                ),
-            ));
+        if self.mode == NetMode::Static {
+            let Some(address) = self.address else {
+                return Err((
+                    key("address"),
+                    "mode \"static\" needs an address like \"192.0.2.10/24\"".into(),
+                ));
+            };
+            if let Some(gw) = self.gateway
+                && !address.contains(gw)
+            {
+                return Err((
+                    key("gateway"),
+                    format!("gateway {gw} is outside {address} (it must be on the link)"),
+                ));
+            }
         }
         Ok(())
     }
 }
 
 impl Default for NetworkConfig {
+    /// image/README.md's example: QEMU's user network.
     fn default() -> Self {
         Self {
-            mode: Self::default_mode(),
-            address: Self::default_address(),
-            gateway: Self::default_gateway(),
-            dns: Self::default_dns(),
+            mode: NetMode::Static,
+            address: Some(Ipv4Cidr {
+                address: Ipv4Addr::new(10, 0, 2, 15),
+                prefix: 24,
+            }),
+            gateway: Some(Ipv4Addr::new(10, 0, 2, 2)),
+            dns: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3))],
             ntp: NtpServer::default(),
         }
     }
@@ -227,7 +242,8 @@ struct NetworkFile {
 struct NetworkOverride {
     mode: Option<NetMode>,
     address: Option<Ipv4Cidr>,
-    gateway: Option<Ipv4Addr>,
+    #[serde(default, deserialize_with = "de_gateway_override")]
+    gateway: Option<Option<Ipv4Addr>>,
     dns: Option<Vec<IpAddr>>,
     ntp: Option<NtpServer>,
 }
@@ -561,8 +577,8 @@ impl NetworkConfig {
         let o = &doc.value.network;
         let merged = Self {
             mode: o.mode.unwrap_or(self.mode),
-            address: o.address.unwrap_or(self.address),
-            gateway: o.gateway.or(self.gateway),
+            address: o.address.or(self.address),
+            gateway: o.gateway.unwrap_or(self.gateway),
             dns: o.dns.clone().unwrap_or_else(|| self.dns.clone()),
             ntp: o.ntp.clone().unwrap_or_else(|| self.ntp.clone()),
         };
@@ -651,7 +667,11 @@ ntp = ""                      # empty: keep the RTC's time
             ("[network]\nmode = \"ppp\"\n", "network.mode", 2),
             ("[network]\naddress = \"10.0.2.15\"\n", "network.address", 2),
             ("[network]\naddress = \"10.0.2.15/33\"\n", "network.address", 2),
-            ("[network]\ngateway = \"10.0.3.1\"\n", "network.gateway", 2),
+            (
+                "[network]\naddress = \"10.0.2.15/24\"\ngateway = \"10.0.3.1\"\n",
+                "network.gateway",
+                3,
+            ),
             ("[network]\ndns = [\"1.1.1.1\", \"x\"]\n", "network.dns[1]", 2),
             (
                 "[network]\ndns = [\"10.0.0.1\",\"10.0.0.2\",\"10.0.0.3\",\"10.0.0.4\"]\n",
@@ -660,6 +680,12 @@ ntp = ""                      # empty: keep the RTC's time
             ),
             ("[network]\nntp = \"pool ntp\"\n", "network.ntp", 2),
             ("[nework]\nmode = \"dhcp\"\n", "nework", 1),
+            ("[network]\nmode = \"static\"\n", "network.address", 1),
+            (
+                "[network]\naddress = \"10.0.2.15/24\"\ngateway = \"x\"\n",
+                "network.gateway",
+                3,
+            ),
         ];
         for (text, want_key, want_line) in cases {
             let e = InitConfig::parse(text, "init.toml").unwrap_err();
@@ -674,6 +700,28 @@ ntp = ""                      # empty: keep the RTC's time
         let e = InitConfig::parse("[watchdog]\ntimeout_s = = 3\n", "init.toml").unwrap_err();
         assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e}");
         assert!(e.to_string().starts_with("init.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn a_written_table_means_what_it_says() {
+        let c = InitConfig::parse("[network]\naddress = \"192.0.2.10/24\"\n", "i").unwrap();
+        assert_eq!(c.network.gateway, None, "no gateway key: no default route");
+        assert!(c.network.dns.is_empty());
+        let c = InitConfig::parse("[network]\naddress = \"192.0.2.10/24\"\ngateway = \"\"\n", "i").unwrap();
+        assert_eq!(c.network.gateway, None);
+        // What the image builder writes for a static board without a gateway, and for DHCP.
+        let c = InitConfig::parse(
+            "[network]\nmode = \"static\"\naddress = \"192.168.50.20/24\"\ndns = [\"192.168.50.1\"]\nntp = \"\"\n",
+            "i",
+        )
+        .unwrap();
+        assert_eq!(c.network.gateway, None);
+        let c = InitConfig::parse(
+            "[network]\nmode = \"dhcp\"\ndns = []\nntp = \"ntp.example\"\n",
+            "i",
+        )
+        .unwrap();
+        assert_eq!((c.network.mode, c.network.address), (NetMode::Dhcp, None));
     }
 
     #[test]
@@ -696,9 +744,13 @@ ntp = ""                      # empty: keep the RTC's time
                 "/data/network.toml",
             )
             .unwrap();
-        assert_eq!(n.address.to_string(), "192.0.2.10/25");
+        assert_eq!(n.address.map(|a| a.to_string()).as_deref(), Some("192.0.2.10/25"));
         assert!(n.dns.is_empty());
         assert_eq!(base.with_override("", "x").unwrap(), base);
+        // `gateway = ""` removes the slot's default route.
+        let n = base.with_override("[network]\ngateway = \"\"\n", "x").unwrap();
+        assert_eq!(n.gateway, None);
+        assert_eq!(n.dns, base.dns);
     }
 
     #[test]

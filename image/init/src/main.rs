@@ -77,6 +77,10 @@ fn main() {
     if let Err(e) = console {
         say(e);
     }
+    // Ctrl-Alt-Del becomes SIGINT to us (a clean shutdown) instead of the kernel's instant reboot.
+    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+        say(format!("cannot route Ctrl-Alt-Del to PID 1: {e}"));
+    }
     // Before any thread exists, so every thread inherits the blocked mask.
     let signals = match sys::signals() {
         Ok(s) => Some(s),
@@ -192,7 +196,7 @@ fn boot() -> Boot {
             match config.network.mode {
                 config::NetMode::Static => format!(
                     "{}{}",
-                    config.network.address,
+                    config.network.address.map(|a| a.to_string()).unwrap_or_default(),
                     config
                         .network
                         .gateway
@@ -292,7 +296,7 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
     let probe = sys::net::ProbeSocket::bind(cfg.gatewayd.sip_probe_port.get())
         .map_err(|e| say(format!("{e}: no health probe possible")))
         .ok();
-    let console = if boot.cmdline.testhooks {
+    let mut console = if boot.cmdline.testhooks {
         sys::open_console_input()
             .map_err(|e| say(format!("test hooks: cannot read the console: {e}")))
             .ok()
@@ -407,18 +411,36 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
                     }
                 }
                 Source::Console => {
+                    let mut buf = [0u8; 512];
+                    let mut closed = false;
                     if let Some(mut c) = console.as_ref() {
-                        let mut buf = [0u8; 512];
-                        while let Ok(n) = c.read(&mut buf) {
-                            if n == 0 {
-                                break;
-                            }
-                            for line in lines.push(buf.get(..n).unwrap_or_default()) {
-                                if let Some(hook) = Hook::parse(&line) {
-                                    shell.sup.hook(now, hook);
+                        loop {
+                            match c.read(&mut buf) {
+                                Ok(0) => {
+                                    closed = true;
+                                    break;
+                                }
+                                Ok(n) => {
+                                    for line in lines.push(buf.get(..n).unwrap_or_default()) {
+                                        if let Some(hook) = Hook::parse(&line) {
+                                            shell.sup.hook(now, hook);
+                                        }
+                                    }
+                                }
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                                Err(e) => {
+                                    say(format!("test hooks: console read: {e}"));
+                                    closed = true;
+                                    break;
                                 }
                             }
                         }
+                    }
+                    // A console that hung up would wake poll forever: stop reading it.
+                    if closed {
+                        say("test hooks: the console closed, no more hooks");
+                        console = None;
                     }
                 }
             }

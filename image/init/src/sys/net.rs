@@ -136,7 +136,8 @@ pub(crate) fn configure(net: &NetworkConfig) -> Result<String, String> {
     nl.link_up(&name, index)?;
     match net.mode {
         NetMode::Static => {
-            nl.add_address(&name, index, net.address.address, net.address.prefix)?;
+            let address = net.address.ok_or("static mode without an address")?;
+            nl.add_address(&name, index, address.address, address.prefix)?;
             if let Some(gw) = net.gateway {
                 nl.default_route(&name, index, gw)?;
             }
