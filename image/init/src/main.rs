@@ -498,7 +498,7 @@ impl Shell {
         match action {
             Action::Spawn => match sys::spawn(&self.launch) {
                 Ok(pid) => self.sup.spawned(sys::now(), pid),
-                Err(e) => self.sup.spawn_failed(sys::now(), e),
+                Err(e) => self.sup.spawn_failed(sys::now(), e.reason()),
             },
             Action::Signal(pid, sig) => {
                 if let Err(e) = sys::signal(pid, sig) {
@@ -523,7 +523,8 @@ impl Shell {
             }
             Action::MarkGood(slot) => {
                 let result = sys::mark_good(self.esp.as_deref(), slot);
-                self.sup.mark_result(sys::now(), result);
+                self.sup
+                    .mark_result(sys::now(), result.map_err(|e| e.to_string()));
             }
             Action::Say(line) => say(line),
             Action::Reboot => sys::reboot(),

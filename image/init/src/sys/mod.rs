@@ -25,6 +25,70 @@ use crate::cmdline::Slot;
 use crate::supervisor::{ExitKind, Sig};
 
 // ---------------------------------------------------------------------------------------------------
+// Errors
+
+/// Something the host did not do for PID 1: what was being done, and the system's reason. Every one is
+/// reported on the console and PID 1 carries on (a fallback, a retry, or the watchdog's verdict).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SysError {
+    /// A system call failed.
+    #[error("{what}: {errno}")]
+    Sys {
+        /// What PID 1 was doing (`mount /dev/vda2 (squashfs) on /slot`).
+        what: String,
+        /// The kernel's answer.
+        errno: Errno,
+    },
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What PID 1 was doing.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The system answered, but not with something PID 1 can use (no network interface, a grubenv
+    /// it cannot rewrite safely, an SNTP server that never gave a usable time).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl SysError {
+    /// The system's reason alone (`No such file or directory`), for lines that name the action themselves.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Self::Sys { errno, .. } => errno.desc().to_owned(),
+            Self::Io { source, .. } => source.to_string(),
+            Self::Unusable(why) => why.clone(),
+        }
+    }
+}
+
+/// Adds what PID 1 was doing to a system error.
+pub(crate) trait Ctx<T> {
+    /// `what` names the action: `mount /dev/vda2 on /slot`.
+    fn ctx(self, what: impl Display) -> Result<T, SysError>;
+}
+
+impl<T> Ctx<T> for Result<T, Errno> {
+    fn ctx(self, what: impl Display) -> Result<T, SysError> {
+        self.map_err(|errno| SysError::Sys {
+            what: what.to_string(),
+            errno,
+        })
+    }
+}
+
+impl<T> Ctx<T> for std::io::Result<T> {
+    fn ctx(self, what: impl Display) -> Result<T, SysError> {
+        self.map_err(|source| SysError::Io {
+            what: what.to_string(),
+            source,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Clock
 
 static START: OnceLock<Instant> = OnceLock::new();
@@ -129,7 +193,7 @@ pub(crate) fn detach_log() {
 
 /// Makes `/dev/console` PID 1's stdin, stdout and stderr (the kernel may have found no console in
 /// the initramfs before devtmpfs was mounted).
-pub(crate) fn attach_console() -> Result<(), String> {
+pub(crate) fn attach_console() -> Result<(), SysError> {
     let dev = Path::new("/dev/console");
     if !dev.exists() {
         // No devtmpfs: make the node by hand (character 5:1).
@@ -139,17 +203,17 @@ pub(crate) fn attach_console() -> Result<(), String> {
             nix::sys::stat::Mode::from_bits_truncate(0o600),
             nix::sys::stat::makedev(5, 1),
         )
-        .map_err(|e| format!("mknod /dev/console: {e}"))?;
+        .ctx(format_args!("mknod /dev/console"))?;
     }
     let console = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(nix::libc::O_NOCTTY)
         .open(dev)
-        .map_err(|e| format!("open /dev/console: {e}"))?;
-    nix::unistd::dup2_stdin(&console).map_err(|e| format!("dup2 stdin: {e}"))?;
-    nix::unistd::dup2_stdout(&console).map_err(|e| format!("dup2 stdout: {e}"))?;
-    nix::unistd::dup2_stderr(&console).map_err(|e| format!("dup2 stderr: {e}"))?;
+        .ctx(format_args!("open /dev/console"))?;
+    nix::unistd::dup2_stdin(&console).ctx(format_args!("dup2 stdin"))?;
+    nix::unistd::dup2_stdout(&console).ctx(format_args!("dup2 stdout"))?;
+    nix::unistd::dup2_stderr(&console).ctx(format_args!("dup2 stderr"))?;
     Ok(())
 }
 
@@ -171,14 +235,14 @@ pub(crate) fn open_console_input() -> std::io::Result<File> {
 // File systems
 
 /// Mounts `source` on `target` (created if missing).
-pub(crate) fn mount(source: &str, target: &str, fstype: &str, flags: MsFlags) -> Result<(), String> {
-    fs::create_dir_all(target).map_err(|e| format!("mkdir {target}: {e}"))?;
+pub(crate) fn mount(source: &str, target: &str, fstype: &str, flags: MsFlags) -> Result<(), SysError> {
+    fs::create_dir_all(target).ctx(format_args!("mkdir {target}"))?;
     nix::mount::mount(Some(source), target, Some(fstype), flags, None::<&str>)
-        .map_err(|e| format!("mount {source} ({fstype}) on {target}: {e}"))
+        .ctx(format_args!("mount {source} ({fstype}) on {target}"))
 }
 
 /// `/proc`, `/sys`, devtmpfs on `/dev` (each unless already mounted), and the directories PID 1 uses.
-pub(crate) fn mount_early() -> Vec<String> {
+pub(crate) fn mount_early() -> Vec<SysError> {
     let mut errors = Vec::new();
     let quiet = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for (src, target, fstype, flags) in [
@@ -196,7 +260,10 @@ pub(crate) fn mount_early() -> Vec<String> {
     }
     for dir in ["/run", "/tmp", "/etc", "/slot", "/data", "/esp"] {
         if let Err(e) = fs::create_dir_all(dir) {
-            errors.push(format!("mkdir {dir}: {e}"));
+            errors.push(SysError::Io {
+                what: format!("mkdir {dir}"),
+                source: e,
+            });
         }
     }
     errors
@@ -209,12 +276,16 @@ fn is_mountpoint(path: &str) -> bool {
 }
 
 /// Unmounts `target`; a busy one is detached lazily.
-pub(crate) fn unmount(target: &str) -> Result<(), String> {
+pub(crate) fn unmount(target: &str) -> Result<(), SysError> {
     match nix::mount::umount2(target, MntFlags::empty()) {
         Ok(()) => Ok(()),
-        Err(Errno::EBUSY) => nix::mount::umount2(target, MntFlags::MNT_DETACH)
-            .map_err(|e| format!("umount {target} (lazy): {e}")),
-        Err(e) => Err(format!("umount {target}: {e}")),
+        Err(Errno::EBUSY) => {
+            nix::mount::umount2(target, MntFlags::MNT_DETACH).ctx(format_args!("umount {target} (lazy)"))
+        }
+        Err(errno) => Err(SysError::Sys {
+            what: format!("umount {target}"),
+            errno,
+        }),
     }
 }
 
@@ -243,12 +314,16 @@ pub(crate) fn read_optional(path: &str) -> Result<Option<String>, std::io::Error
 // Kernel modules
 
 /// Loads one module file with its parameters. An already loaded (or built-in) module is success.
-pub(crate) fn load_module(path: &str, params: &str) -> Result<(), String> {
-    let file = File::open(path).map_err(|e| format!("open: {e}"))?;
-    let params = CString::new(params).map_err(|_| "parameters contain a NUL byte".to_owned())?;
+pub(crate) fn load_module(path: &str, params: &str) -> Result<(), SysError> {
+    let file = File::open(path).ctx(format_args!("open"))?;
+    let params =
+        CString::new(params).map_err(|_| SysError::Unusable("parameters contain a NUL byte".into()))?;
     match nix::kmod::finit_module(&file, &params, nix::kmod::ModuleInitFlags::empty()) {
         Ok(()) | Err(Errno::EEXIST) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(errno) => Err(SysError::Sys {
+            what: "finit_module".into(),
+            errno,
+        }),
     }
 }
 
@@ -258,7 +333,7 @@ pub(crate) fn load_module(path: &str, params: &str) -> Result<(), String> {
 /// Blocks the signals PID 1 handles (so they queue for the signalfd) and returns the signalfd. Must run
 /// before any thread starts, so every thread inherits the mask; children get a clean mask from std's
 /// `Command`.
-pub(crate) fn signals() -> Result<SignalFd, String> {
+pub(crate) fn signals() -> Result<SignalFd, SysError> {
     let mut mask = SigSet::empty();
     for s in [
         Signal::SIGCHLD,
@@ -269,20 +344,19 @@ pub(crate) fn signals() -> Result<SignalFd, String> {
     ] {
         mask.add(s);
     }
-    mask.thread_block().map_err(|e| format!("sigprocmask: {e}"))?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| format!("signalfd: {e}"))
+    mask.thread_block().ctx(format_args!("sigprocmask"))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ctx(format_args!("signalfd"))
 }
 
 /// Sends `sig` to `pid`.
-pub(crate) fn signal(pid: i32, sig: Sig) -> Result<(), String> {
+pub(crate) fn signal(pid: i32, sig: Sig) -> Result<(), SysError> {
     let s = match sig {
         Sig::Term => Signal::SIGTERM,
         Sig::Kill => Signal::SIGKILL,
         Sig::Stop => Signal::SIGSTOP,
         Sig::Cont => Signal::SIGCONT,
     };
-    nix::sys::signal::kill(Pid::from_raw(pid), s).map_err(|e| format!("kill({pid}, {}): {e}", s.as_str()))
+    nix::sys::signal::kill(Pid::from_raw(pid), s).ctx(format_args!("kill({pid}, {})", s.as_str()))
 }
 
 /// Reaps every child that has exited (PID 1 inherits orphans): `(pid, how)`.
@@ -318,9 +392,10 @@ pub(crate) struct Launch {
 /// `posix_spawn` rather than `std::process::Command`: the child must start with an empty signal mask
 /// and default dispositions, and PID 1 keeps SIGTERM, SIGCHLD … blocked for its signalfd (a mask that
 /// `Command` passes on, so gatewayd would never see its SIGTERM).
-pub(crate) fn spawn(l: &Launch) -> Result<i32, String> {
+pub(crate) fn spawn(l: &Launch) -> Result<i32, SysError> {
     use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
-    let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
+    let cstr =
+        |s: &str| CString::new(s).map_err(|_| SysError::Unusable(format!("{s:?} contains a NUL byte")));
     let path = cstr(&l.path.to_string_lossy())?;
     let args = [path.clone(), cstr("--config")?, cstr(&l.config)?];
     let mut env = vec![
@@ -330,15 +405,14 @@ pub(crate) fn spawn(l: &Launch) -> Result<i32, String> {
     if l.watchdog_usec > 0 {
         env.push(cstr(&format!("WATCHDOG_USEC={}", l.watchdog_usec))?);
     }
-    let mut attr = PosixSpawnAttr::init().map_err(|e| format!("posix_spawnattr_init: {e}"))?;
+    let mut attr = PosixSpawnAttr::init().ctx(format_args!("posix_spawnattr_init"))?;
     attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF)
-        .map_err(|e| format!("posix_spawnattr_setflags: {e}"))?;
+        .ctx(format_args!("posix_spawnattr_setflags"))?;
     attr.set_sigmask(&SigSet::empty())
-        .map_err(|e| format!("posix_spawnattr_setsigmask: {e}"))?;
+        .ctx(format_args!("posix_spawnattr_setsigmask"))?;
     attr.set_sigdefault(&SigSet::all())
-        .map_err(|e| format!("posix_spawnattr_setsigdefault: {e}"))?;
-    let mut actions =
-        PosixSpawnFileActions::init().map_err(|e| format!("posix_spawn_file_actions_init: {e}"))?;
+        .ctx(format_args!("posix_spawnattr_setsigdefault"))?;
+    let mut actions = PosixSpawnFileActions::init().ctx(format_args!("posix_spawn_file_actions_init"))?;
     actions
         .add_open(
             0,
@@ -346,10 +420,10 @@ pub(crate) fn spawn(l: &Launch) -> Result<i32, String> {
             nix::fcntl::OFlag::O_RDONLY,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| format!("posix_spawn_file_actions_addopen: {e}"))?;
+        .ctx(format_args!("posix_spawn_file_actions_addopen"))?;
     nix::spawn::posix_spawn(path.as_c_str(), &actions, &attr, &args, &env)
         .map(Pid::as_raw)
-        .map_err(|e| e.desc().to_owned())
+        .ctx(format_args!("posix_spawn {}", l.path.display()))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -359,8 +433,8 @@ pub(crate) fn spawn(l: &Launch) -> Result<i32, String> {
 const GRUBENV: &str = "/esp/EFI/BOOT/grubenv";
 
 /// Mounts the ESP, resets `slot`'s tries in grubenv (same length, in place, fsync), unmounts.
-pub(crate) fn mark_good(esp: Option<&str>, slot: Slot) -> Result<(), String> {
-    let dev = esp.ok_or("no appl.esp on the kernel command line")?;
+pub(crate) fn mark_good(esp: Option<&str>, slot: Slot) -> Result<(), SysError> {
+    let dev = esp.ok_or_else(|| SysError::Unusable("no appl.esp on the kernel command line".into()))?;
     mount(
         dev,
         "/esp",
@@ -374,23 +448,23 @@ pub(crate) fn mark_good(esp: Option<&str>, slot: Slot) -> Result<(), String> {
 }
 
 /// Rewrites the grubenv block at `path` in place (same length, one write at offset 0, fsync).
-fn rewrite_grubenv(path: &Path, slot: Slot) -> Result<(), String> {
+fn rewrite_grubenv(path: &Path, slot: Slot) -> Result<(), SysError> {
     let shown = path.display();
     let mut f = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
-        .map_err(|e| format!("open {shown}: {e}"))?;
+        .ctx(format_args!("open {shown}"))?;
     let mut block = Vec::new();
     Read::by_ref(&mut f)
         .take(4096)
         .read_to_end(&mut block)
-        .map_err(|e| format!("read {shown}: {e}"))?;
-    let new = crate::grubenv::mark_good(&block, slot).map_err(|e| format!("{shown}: {e}"))?;
+        .ctx(format_args!("read {shown}"))?;
+    let new =
+        crate::grubenv::mark_good(&block, slot).map_err(|e| SysError::Unusable(format!("{shown}: {e}")))?;
     if new != block {
-        f.write_all_at(&new, 0)
-            .map_err(|e| format!("write {shown}: {e}"))?;
-        f.sync_all().map_err(|e| format!("fsync {shown}: {e}"))?;
+        f.write_all_at(&new, 0).ctx(format_args!("write {shown}"))?;
+        f.sync_all().ctx(format_args!("fsync {shown}"))?;
     }
     Ok(())
 }
@@ -439,11 +513,13 @@ mod tests {
         assert!(after.starts_with(b"# GRUB Environment Block\nboot_order=A B\nA_left=3\nB_left=0\n#"));
         // A file that is not a block is left alone.
         fs::write(&path, b"garbage").unwrap();
-        assert!(rewrite_grubenv(&path, Slot::A).unwrap_err().contains("7 bytes"));
+        let e = rewrite_grubenv(&path, Slot::A).unwrap_err();
+        assert!(e.to_string().contains("7 bytes"), "{e}");
         assert_eq!(fs::read(&path).unwrap(), b"garbage");
         assert!(
             rewrite_grubenv(&dir.join("missing"), Slot::B)
                 .unwrap_err()
+                .to_string()
                 .starts_with("open ")
         );
         fs::remove_dir_all(&dir).unwrap();

@@ -16,6 +16,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeVal;
 
+use super::{Ctx, SysError};
 use crate::config::{NetMode, NetworkConfig, NtpServer};
 use crate::netlink::{self, Ack};
 
@@ -28,23 +29,22 @@ pub(crate) struct Netlink {
 
 impl Netlink {
     /// Opens and binds the socket (2 s receive timeout: the kernel answers at once).
-    pub(crate) fn open() -> Result<Self, String> {
+    pub(crate) fn open() -> Result<Self, SysError> {
         let fd = nix::sys::socket::socket(
             AddressFamily::Netlink,
             SockType::Raw,
             SockFlag::SOCK_CLOEXEC,
             SockProtocol::NetlinkRoute,
         )
-        .map_err(|e| format!("netlink socket: {e}"))?;
-        nix::sys::socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
-            .map_err(|e| format!("netlink bind: {e}"))?;
+        .ctx(format_args!("netlink socket"))?;
+        nix::sys::socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).ctx(format_args!("netlink bind"))?;
         nix::sys::socket::setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(2, 0))
-            .map_err(|e| format!("netlink timeout: {e}"))?;
+            .ctx(format_args!("netlink timeout"))?;
         Ok(Self { fd, seq: 0 })
     }
 
     /// Sends the request `build(seq)` and waits for its acknowledgement.
-    fn request(&mut self, what: &str, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(), String> {
+    fn request(&mut self, what: &str, build: impl FnOnce(u32) -> Vec<u8>) -> Result<(), SysError> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let msg = build(seq);
@@ -54,24 +54,29 @@ impl Netlink {
             &NetlinkAddr::new(0, 0),
             MsgFlags::empty(),
         )
-        .map_err(|e| format!("{what}: send: {e}"))?;
+        .ctx(format_args!("{what}: send"))?;
         let mut buf = vec![0u8; 8192];
         for _ in 0..16 {
             let n = nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty())
-                .map_err(|e| format!("{what}: no answer from the kernel: {e}"))?;
+                .ctx(format_args!("{what}: no answer from the kernel"))?;
             match netlink::find_ack(buf.get(..n).unwrap_or_default(), seq) {
                 Some(Ack::Ok) => return Ok(()),
                 Some(Ack::Errno(code)) => {
-                    return Err(format!("{what}: {}", nix::errno::Errno::from_raw(code).desc()));
+                    return Err(SysError::Sys {
+                        what: what.to_owned(),
+                        errno: nix::errno::Errno::from_raw(code),
+                    });
                 }
                 None => {}
             }
         }
-        Err(format!("{what}: no acknowledgement"))
+        Err(SysError::Unusable(format!(
+            "{what}: no acknowledgement from the kernel"
+        )))
     }
 
     /// Sets interface `index` up.
-    pub(crate) fn link_up(&mut self, name: &str, index: u32) -> Result<(), String> {
+    pub(crate) fn link_up(&mut self, name: &str, index: u32) -> Result<(), SysError> {
         self.request(&format!("{name} up"), |seq| netlink::link_up(seq, index))
     }
 
@@ -82,14 +87,19 @@ impl Netlink {
         index: u32,
         address: Ipv4Addr,
         prefix: u8,
-    ) -> Result<(), String> {
+    ) -> Result<(), SysError> {
         self.request(&format!("{name} address {address}/{prefix}"), |seq| {
             netlink::add_address(seq, index, address, prefix)
         })
     }
 
     /// Adds the default route via `gateway` out of `index`.
-    pub(crate) fn default_route(&mut self, name: &str, index: u32, gateway: Ipv4Addr) -> Result<(), String> {
+    pub(crate) fn default_route(
+        &mut self,
+        name: &str,
+        index: u32,
+        gateway: Ipv4Addr,
+    ) -> Result<(), SysError> {
         self.request(&format!("default route via {gateway} dev {name}"), |seq| {
             netlink::add_default_route(seq, index, gateway)
         })
@@ -97,8 +107,8 @@ impl Netlink {
 }
 
 /// The interface index of `name`.
-pub(crate) fn index_of(name: &str) -> Result<u32, String> {
-    nix::net::if_::if_nametoindex(name).map_err(|e| format!("interface {name}: {e}"))
+pub(crate) fn index_of(name: &str) -> Result<u32, SysError> {
+    nix::net::if_::if_nametoindex(name).ctx(format_args!("interface {name}"))
 }
 
 /// The first Ethernet-like interface (`eth*`, `en*`, else any but `lo`), waiting up to `limit` for
@@ -126,17 +136,20 @@ pub(crate) fn first_interface(limit: Duration) -> Option<String> {
 }
 
 /// `lo` up with 127.0.0.1/8, then the first interface per `[network]`. Returns the interface configured.
-pub(crate) fn configure(net: &NetworkConfig) -> Result<String, String> {
+pub(crate) fn configure(net: &NetworkConfig) -> Result<String, SysError> {
     let mut nl = Netlink::open()?;
     let lo = index_of("lo")?;
     nl.link_up("lo", lo)?;
     nl.add_address("lo", lo, Ipv4Addr::LOCALHOST, 8)?;
-    let name = first_interface(Duration::from_secs(3)).ok_or("no network interface besides lo")?;
+    let name = first_interface(Duration::from_secs(3))
+        .ok_or_else(|| SysError::Unusable("no network interface besides lo".into()))?;
     let index = index_of(&name)?;
     nl.link_up(&name, index)?;
     match net.mode {
         NetMode::Static => {
-            let address = net.address.ok_or("static mode without an address")?;
+            let address = net
+                .address
+                .ok_or_else(|| SysError::Unusable("static mode without an address".into()))?;
             nl.add_address(&name, index, address.address, address.prefix)?;
             if let Some(gw) = net.gateway {
                 nl.default_route(&name, index, gw)?;
@@ -173,16 +186,16 @@ fn xid_seed() -> u32 {
     }
 }
 
-fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), String> {
+fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), SysError> {
     use crate::dhcp::{Client, Output};
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
-        .map_err(|e| format!("hardware address: {e}"))?;
-    let mac = crate::dhcp::parse_mac(&mac_text).ok_or_else(|| format!("hardware address {mac_text:?}"))?;
-    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).map_err(|e| format!("port 68: {e}"))?;
-    sock.set_broadcast(true)
-        .map_err(|e| format!("SO_BROADCAST: {e}"))?;
+        .ctx(format_args!("hardware address"))?;
+    let mac = crate::dhcp::parse_mac(&mac_text)
+        .ok_or_else(|| SysError::Unusable(format!("hardware address {mac_text:?}")))?;
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).ctx(format_args!("port 68"))?;
+    sock.set_broadcast(true).ctx(format_args!("SO_BROADCAST"))?;
     nix::sys::socket::setsockopt(&sock, sockopt::BindToDevice, &std::ffi::OsString::from(name))
-        .map_err(|e| format!("SO_BINDTODEVICE: {e}"))?;
+        .ctx(format_args!("SO_BINDTODEVICE"))?;
     let mut nl = Netlink::open()?;
     let mut client = Client::new(mac, xid_seed(), super::now());
     let mut current: Option<crate::dhcp::Lease> = None;
@@ -221,7 +234,7 @@ fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), String> {
             .poll_timeout()
             .saturating_sub(super::now())
             .clamp(Duration::from_millis(1), Duration::from_secs(3600));
-        sock.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(wait)).ctx("SO_RCVTIMEO")?;
         match sock.recv(&mut buf) {
             Ok(n) => outputs = client.handle(super::now(), buf.get(..n).unwrap_or_default()),
             Err(e)
@@ -276,12 +289,12 @@ fn apply_lease(nl: &mut Netlink, name: &str, index: u32, lease: &crate::dhcp::Le
 }
 
 /// Writes `/etc/resolv.conf` (nothing when there are no servers).
-pub(crate) fn write_resolv_conf(dns: &[std::net::IpAddr]) -> Result<(), String> {
+pub(crate) fn write_resolv_conf(dns: &[std::net::IpAddr]) -> Result<(), SysError> {
     if dns.is_empty() {
         return Ok(());
     }
     let text: String = dns.iter().map(|d| format!("nameserver {d}\n")).collect();
-    std::fs::write("/etc/resolv.conf", text).map_err(|e| format!("write /etc/resolv.conf: {e}"))
+    std::fs::write("/etc/resolv.conf", text).ctx(format_args!("write /etc/resolv.conf"))
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -295,13 +308,12 @@ pub(crate) struct NotifySocket {
 
 impl NotifySocket {
     /// Binds `path` (replacing a stale one), non-blocking, with `SO_PASSCRED`.
-    pub(crate) fn bind(path: &Path) -> Result<Self, String> {
+    pub(crate) fn bind(path: &Path) -> Result<Self, SysError> {
         let _ = std::fs::remove_file(path);
-        let sock = UnixDatagram::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
-        sock.set_nonblocking(true)
-            .map_err(|e| format!("notify socket: {e}"))?;
+        let sock = UnixDatagram::bind(path).ctx(format_args!("bind {}", path.display()))?;
+        sock.set_nonblocking(true).ctx(format_args!("notify socket"))?;
         nix::sys::socket::setsockopt(&sock, sockopt::PassCred, &true)
-            .map_err(|e| format!("notify socket SO_PASSCRED: {e}"))?;
+            .ctx(format_args!("notify socket SO_PASSCRED"))?;
         Ok(Self { sock })
     }
 
@@ -350,10 +362,9 @@ pub(crate) struct ProbeSocket {
 
 impl ProbeSocket {
     /// Binds 127.0.0.1 on an ephemeral port, non-blocking; probes go to 127.0.0.1:`port`.
-    pub(crate) fn bind(port: u16) -> Result<Self, String> {
-        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| format!("probe socket: {e}"))?;
-        sock.set_nonblocking(true)
-            .map_err(|e| format!("probe socket: {e}"))?;
+    pub(crate) fn bind(port: u16) -> Result<Self, SysError> {
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ctx(format_args!("probe socket"))?;
+        sock.set_nonblocking(true).ctx(format_args!("probe socket"))?;
         let local = match sock.local_addr() {
             Ok(SocketAddr::V4(a)) => a,
             Ok(SocketAddr::V6(_)) | Err(_) => SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
@@ -372,13 +383,13 @@ impl ProbeSocket {
     }
 
     /// Sends the next OPTIONS.
-    pub(crate) fn send(&mut self) -> Result<(), String> {
+    pub(crate) fn send(&mut self) -> Result<(), SysError> {
         self.n = self.n.wrapping_add(1);
         let req = crate::probe::options(self.local, self.target, self.n);
         self.sock
             .send_to(&req, self.target)
             .map(drop)
-            .map_err(|e| format!("probe to {}: {e}", self.target))
+            .ctx(format_args!("probe to {}", self.target))
     }
 
     /// Whether a waiting datagram is a 200 to a probe (drains everything waiting).
@@ -415,38 +426,40 @@ pub(crate) fn sntp_in_background(server: &NtpServer) {
     clippy::disallowed_methods,
     reason = "the shell measures the round trip on the monotonic clock"
 )]
-fn sntp_query(target: &str) -> Result<Duration, String> {
+fn sntp_query(target: &str) -> Result<Duration, SysError> {
     let addr = target
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {target}: {e}"))?
+        .ctx(format_args!("cannot resolve {target}"))?
         .next()
-        .ok_or_else(|| format!("{target} has no address"))?;
+        .ok_or_else(|| SysError::Unusable(format!("{target} has no address")))?;
     let bind: SocketAddr = if addr.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    let sock = UdpSocket::bind(bind).map_err(|e| e.to_string())?;
-    sock.connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    let sock = UdpSocket::bind(bind).ctx("SNTP socket")?;
+    sock.connect(addr).ctx(format_args!("{addr}"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
     // A nonce, not our clock: the server echoes it back (see crate::sntp).
     let nonce =
         u64::from(std::process::id()) << 32 ^ u64::from(super::now().subsec_nanos()) ^ 0x5eed_0000_0000_0001;
     let sent = std::time::Instant::now();
     sock.send(&crate::sntp::request(nonce))
-        .map_err(|e| format!("send to {addr}: {e}"))?;
+        .ctx(format_args!("send to {addr}"))?;
     let mut buf = [0u8; 512];
     let mut refused: Option<crate::sntp::SntpError> = None;
-    let timed_out = |refused: &Option<crate::sntp::SntpError>| match refused {
-        Some(e) => format!("no usable answer in 2 s (last one: {e})"),
-        None => "no answer in 2 s".to_owned(),
+    let timed_out = |refused: &Option<crate::sntp::SntpError>| {
+        SysError::Unusable(match refused {
+            Some(e) => format!("no usable answer in 2 s (last one: {e})"),
+            None => "no answer in 2 s".to_owned(),
+        })
     };
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return Err(timed_out(&refused));
         }
-        sock.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(left)).ctx("SO_RCVTIMEO")?;
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
             Err(e)
@@ -457,7 +470,12 @@ fn sntp_query(target: &str) -> Result<Duration, String> {
             {
                 return Err(timed_out(&refused));
             }
-            Err(e) => return Err(format!("receive from {addr}: {e}")),
+            Err(e) => {
+                return Err(SysError::Io {
+                    what: format!("receive from {addr}"),
+                    source: e,
+                });
+            }
         };
         // A refused datagram (stale, forged, kiss-o'-death) is noted; the deadline still holds.
         match crate::sntp::parse_reply(buf.get(..n).unwrap_or_default(), nonce) {
@@ -465,7 +483,7 @@ fn sntp_query(target: &str) -> Result<Duration, String> {
                 let t = reply.time_at_arrival(sent.elapsed());
                 let ts = nix::sys::time::TimeSpec::from_duration(t);
                 nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, ts)
-                    .map_err(|e| format!("clock_settime: {e}"))?;
+                    .ctx(format_args!("clock_settime"))?;
                 return Ok(t);
             }
             Err(e) => refused = Some(e),
