@@ -222,7 +222,7 @@ fn run_qemu(spec: &QemuSpec, image: &Path, out: &Path, wanted: &dyn Fn(u8) -> bo
 
 fn three_scenarios(
     console: &Console,
-    sip: std::net::SocketAddr,
+    sip: edge_hil::sip::SipAddr,
     limits: Limits,
     wanted: &dyn Fn(u8) -> bool,
     outcomes: &mut Vec<Outcome>,

@@ -1,11 +1,10 @@
 //! The appliance scenarios (issue 6): each takes a booted board's console and SIP address, so the same
 //! code runs against QEMU here and a real board over serial + network elsewhere.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::console::{Console, ConsoleError, Mark};
-use crate::sip;
+use crate::sip::SipAddr;
 
 /// Console lines PID 1 prints (image/README.md, "Console lines").
 pub mod lines {
@@ -46,7 +45,7 @@ pub enum ScenarioError {
     #[error(transparent)]
     Console(#[from] ConsoleError),
     #[error("SIP OPTIONS to {to}: {what}")]
-    Sip { to: SocketAddr, what: String },
+    Sip { to: SipAddr, what: String },
     #[error("{0}")]
     Other(String),
 }
@@ -82,8 +81,8 @@ pub fn wait_ready(console: &Console, since: Mark, within: Duration) -> Result<Re
 }
 
 /// OPTIONS to the board's gatewayd must be answered 200.
-pub fn sip_ok(sip: SocketAddr, within: Duration) -> Result<Duration, ScenarioError> {
-    match sip::probe(sip, within) {
+pub fn sip_ok(sip: SipAddr, within: Duration) -> Result<Duration, ScenarioError> {
+    match sip.probe(within) {
         Ok(Some((200, took))) => Ok(took),
         Ok(Some((code, _))) => Err(ScenarioError::Sip {
             to: sip,
@@ -101,7 +100,7 @@ pub fn sip_ok(sip: SocketAddr, within: Duration) -> Result<Duration, ScenarioErr
 }
 
 /// Scenario 1: the image boots to the ready line, the slot is marked good, gatewayd answers OPTIONS.
-pub fn boots_to_ready(console: &Console, sip: SocketAddr, limits: Limits) -> Result<Ready, ScenarioError> {
+pub fn boots_to_ready(console: &Console, sip: SipAddr, limits: Limits) -> Result<Ready, ScenarioError> {
     let ready = wait_ready(console, console_start(), limits.boot)?;
     console.wait_for(lines::MARKED_GOOD, ready.next, Duration::from_secs(20))?;
     sip_ok(sip, Duration::from_secs(10))?;
@@ -112,7 +111,7 @@ pub fn boots_to_ready(console: &Console, sip: SocketAddr, limits: Limits) -> Res
 /// it, and it becomes ready again. Returns the time from the hook to the new ready line.
 pub fn service_watchdog_restarts_gatewayd(
     console: &Console,
-    sip: SocketAddr,
+    sip: SipAddr,
     limits: Limits,
 ) -> Result<Duration, ScenarioError> {
     let mark = console.mark();
@@ -128,7 +127,7 @@ pub fn service_watchdog_restarts_gatewayd(
 /// ready again. Returns the time from the hook to the reset (GRUB's line) and to the new ready line.
 pub fn hardware_watchdog_resets_the_board(
     console: &Console,
-    sip: SocketAddr,
+    sip: SipAddr,
     limits: Limits,
 ) -> Result<(Duration, Duration), ScenarioError> {
     let mark = console.mark();
@@ -147,7 +146,7 @@ pub fn hardware_watchdog_resets_the_board(
 /// order with one try): B is tried, PID 1 gives up and lets the watchdog reset, and the next boot is A.
 pub fn failed_slot_falls_back(
     console: &Console,
-    sip: SocketAddr,
+    sip: SipAddr,
     limits: Limits,
 ) -> Result<Ready, ScenarioError> {
     let start = console_start();

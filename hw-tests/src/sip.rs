@@ -3,6 +3,32 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Where and how a board's gatewayd is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipAddr {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+}
+
+impl std::fmt::Display for SipAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Udp(a) => write!(f, "udp:{a}"),
+            Self::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+impl SipAddr {
+    /// OPTIONS until a response or `within`; its status and how long it took.
+    pub fn probe(self, within: Duration) -> std::io::Result<Option<(u16, Duration)>> {
+        match self {
+            Self::Udp(a) => probe(a, within),
+            Self::Tcp(a) => probe_tcp(a, within),
+        }
+    }
+}
+
 /// A SIP OPTIONS request from `local` (a fresh branch and Call-ID from `n`).
 pub fn options(local: SocketAddr, n: u64) -> String {
     format!(
@@ -55,6 +81,39 @@ pub fn probe(to: SocketAddr, within: Duration) -> std::io::Result<Option<(u16, D
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
             Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// The same over TCP (one connection; retried until `within`): QEMU's fenced user network
+/// (`restrict=on`) forwards TCP connections in but drops the guest's UDP answers.
+#[allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "the harness owns a real socket and waits in real time: it is the board's SIP peer"
+)]
+pub fn probe_tcp(to: SocketAddr, within: Duration) -> std::io::Result<Option<(u16, Duration)>> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < within {
+        n += 1;
+        let Ok(mut conn) = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(2)) else {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        };
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let local = conn.local_addr()?;
+        let request = options(local, n).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        if conn.write_all(request.as_bytes()).is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(len) = conn.read(&mut buf)
+            && let Some(code) = status(&buf[..len])
+        {
+            return Ok(Some((code, start.elapsed())));
         }
     }
     Ok(None)

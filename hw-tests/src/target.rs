@@ -5,12 +5,14 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::console::Console;
+use crate::sip::SipAddr;
 
 /// How to boot one board under QEMU.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +99,11 @@ pub fn qemu_args(spec: &QemuSpec, disk: &Path, vars: &Path, sip_udp: u16, sip_tc
 pub struct Qemu {
     child: Child,
     pub console: Console,
-    pub sip: SocketAddr,
-    pub sip_tcp: SocketAddr,
+    /// gatewayd's SIP, forwarded from 127.0.0.1: over TCP, because the fenced user network drops the
+    /// guest's UDP answers to forwarded datagrams (QEMU 7.2 slirp with `restrict=on`).
+    pub sip: SipAddr,
+    /// The forwarded UDP port (reaches the guest; its answers do not come back while fenced).
+    pub sip_udp: SocketAddr,
     /// The guest's own disk copy (a scenario may inspect it after the guest stopped).
     pub disk: PathBuf,
 }
@@ -130,34 +135,47 @@ impl Qemu {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io(format!("starting {}", spec.binary)))?;
-        // QEMU names the pty on its standard error (older versions: standard output).
-        let mut said = String::new();
-        let mut pty = None;
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref() {
-            let line = line.map_err(io("reading QEMU's output"))?;
-            said.push_str(&line);
-            said.push('\n');
-            if let Some(p) = pty_path(&line) {
-                pty = Some(p);
-                break;
-            }
+        // QEMU names the pty on standard output or standard error (versions differ): read both, keep
+        // everything in qemu.log.
+        let qemu_log = work.join("qemu.log");
+        let log_file = File::create(&qemu_log).map_err(io(format!("creating {}", qemu_log.display())))?;
+        let log_file = std::sync::Arc::new(std::sync::Mutex::new(log_file));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("stdout is piped")),
+            Box::new(child.stderr.take().expect("stderr is piped")),
+        ];
+        for output in outputs {
+            let (tx, log_file) = (tx.clone(), std::sync::Arc::clone(&log_file));
+            std::thread::spawn(move || {
+                use std::io::Write;
+                for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    if let Ok(mut f) = log_file.lock() {
+                        let _ = writeln!(f, "{line}");
+                    }
+                    let _ = tx.send(line);
+                }
+            });
         }
+        drop(tx);
+        let mut said = String::new();
+        let pty = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(p) = pty_path(&line) {
+                        break Some(p);
+                    }
+                    said.push_str(&line);
+                    said.push('\n');
+                }
+                Err(_) => break None,
+            }
+        };
         let Some(pty) = pty else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(TargetError::NoPty(said));
         };
-        let qemu_log = work.join("qemu.log");
-        let mut qemu_log_file =
-            File::create(&qemu_log).map_err(io(format!("creating {}", qemu_log.display())))?;
-        std::thread::spawn(move || {
-            use std::io::Write;
-            for line in lines.map_while(Result::ok) {
-                let _ = writeln!(qemu_log_file, "{line}");
-            }
-        });
         let port = serialport::new(&pty, 115_200)
             .timeout(Duration::from_millis(200))
             .open_native()
@@ -175,8 +193,8 @@ impl Qemu {
         Ok(Self {
             child,
             console,
-            sip: SocketAddr::from(([127, 0, 0, 1], udp)),
-            sip_tcp: SocketAddr::from(([127, 0, 0, 1], tcp)),
+            sip: SipAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], tcp))),
+            sip_udp: SocketAddr::from(([127, 0, 0, 1], udp)),
             disk,
         })
     }
@@ -233,7 +251,7 @@ fn clock() -> Instant {
 /// A real board: its serial device and its SIP address (from the board file's HIL section).
 pub struct Serial {
     pub console: Console,
-    pub sip: SocketAddr,
+    pub sip: SipAddr,
 }
 
 impl std::fmt::Debug for Serial {
@@ -263,7 +281,7 @@ impl Serial {
         let echo = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         Ok(Self {
             console: Console::new(Box::new(reader), Box::new(port), Box::new(echo), clock()),
-            sip,
+            sip: SipAddr::Udp(sip),
         })
     }
 }
