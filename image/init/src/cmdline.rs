@@ -10,7 +10,7 @@ use std::fmt;
 
 /// An A/B slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
+pub enum Slot {
     /// Slot A (partition 2).
     A,
     /// Slot B (partition 3).
@@ -19,7 +19,7 @@ pub(crate) enum Slot {
 
 impl Slot {
     /// The grubenv variable holding this slot's tries left.
-    pub(crate) fn tries_key(self) -> &'static str {
+    pub fn tries_key(self) -> &'static str {
         match self {
             Self::A => "A_left",
             Self::B => "B_left",
@@ -38,17 +38,17 @@ impl fmt::Display for Slot {
 
 /// What PID 1 takes from the command line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Cmdline {
+pub struct Cmdline {
     /// `appl.slot=A|B`: the slot GRUB booted.
-    pub(crate) slot: Option<Slot>,
+    pub slot: Option<Slot>,
     /// `appl.root=`: the slot's squashfs block device.
-    pub(crate) root: Option<String>,
+    pub root: Option<String>,
     /// `appl.esp=`: the ESP (vfat) holding grubenv.
-    pub(crate) esp: Option<String>,
+    pub esp: Option<String>,
     /// `appl.data=`: the data partition (ext4).
-    pub(crate) data: Option<String>,
+    pub data: Option<String>,
     /// `appl.testhooks=1`: console test hooks are on (HIL images only).
-    pub(crate) testhooks: bool,
+    pub testhooks: bool,
 }
 
 /// Splits a command line into parameters the way the kernel does: on whitespace, with double quotes
@@ -83,7 +83,7 @@ fn words(text: &str) -> Vec<String> {
 }
 
 /// Parses `/proc/cmdline`. Returns the parameters and one warning per malformed `appl.*` value.
-pub(crate) fn parse(text: &str) -> (Cmdline, Vec<String>) {
+pub fn parse(text: &str) -> (Cmdline, Vec<String>) {
     let mut c = Cmdline::default();
     let mut warnings = Vec::new();
     for word in words(text) {

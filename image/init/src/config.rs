@@ -23,36 +23,36 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// Where the slot keeps PID 1's settings.
-pub(crate) const INIT_TOML: &str = "/slot/etc/rtc-edge/init.toml";
+pub const INIT_TOML: &str = "/slot/etc/rtc-edge/init.toml";
 /// The operator's network override on the data partition.
-pub(crate) const NETWORK_TOML: &str = "/data/etc/rtc-edge/network.toml";
+pub const NETWORK_TOML: &str = "/data/etc/rtc-edge/network.toml";
 
 /// The whole `init.toml`. Every key has a default (image/README.md's example values), so a file may
 /// name only what differs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct InitConfig {
+pub struct InitConfig {
     /// `[watchdog]`: the hardware watchdog.
     #[serde(default)]
-    pub(crate) watchdog: WatchdogConfig,
+    pub watchdog: WatchdogConfig,
     /// `[gatewayd]`: the supervised daemon.
     #[serde(default)]
-    pub(crate) gatewayd: GatewaydConfig,
+    pub gatewayd: GatewaydConfig,
     /// `[network]`: the first Ethernet interface.
     #[serde(default)]
-    pub(crate) network: NetworkConfig,
+    pub network: NetworkConfig,
 }
 
 /// `[watchdog]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct WatchdogConfig {
+pub struct WatchdogConfig {
     /// The watchdog device; absent on the board means no petting (and PID 1 reboots itself instead).
     #[serde(default = "WatchdogConfig::default_device")]
-    pub(crate) device: AbsPath,
+    pub device: AbsPath,
     /// Seconds without a pet before the board resets (1-3600); PID 1 pets every third of it.
     #[serde(default = "WatchdogConfig::default_timeout")]
-    pub(crate) timeout_s: Bounded<1, 3600>,
+    pub timeout_s: Bounded<1, 3600>,
 }
 
 impl WatchdogConfig {
@@ -64,7 +64,7 @@ impl WatchdogConfig {
     }
 
     /// How often the watchdog is petted: a third of its timeout.
-    pub(crate) fn pet_interval(&self) -> Duration {
+    pub fn pet_interval(&self) -> Duration {
         Duration::from_secs(u64::from(self.timeout_s.get())) / 3
     }
 }
@@ -81,20 +81,20 @@ impl Default for WatchdogConfig {
 /// `[gatewayd]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct GatewaydConfig {
+pub struct GatewaydConfig {
     /// The daemon's binary.
     #[serde(default = "GatewaydConfig::default_path")]
-    pub(crate) path: AbsPath,
+    pub path: AbsPath,
     /// `WATCHDOG_USEC` given to gatewayd: after READY, a `WATCHDOG=1` at least this often (0: not watched).
     #[serde(default = "GatewaydConfig::default_watchdog_usec")]
-    pub(crate) watchdog_usec: u64,
+    pub watchdog_usec: u64,
     /// Not READY and probed healthy this long after supervision starts (or after it was last healthy):
     /// PID 1 stops petting the watchdog.
     #[serde(default = "GatewaydConfig::default_ready_timeout")]
-    pub(crate) ready_timeout_s: NonZeroU32,
+    pub ready_timeout_s: NonZeroU32,
     /// Health probe: SIP OPTIONS to 127.0.0.1 on this UDP port must be answered 200.
     #[serde(default = "GatewaydConfig::default_probe_port")]
-    pub(crate) sip_probe_port: NonZeroU16,
+    pub sip_probe_port: NonZeroU16,
 }
 
 impl GatewaydConfig {
@@ -112,7 +112,7 @@ impl GatewaydConfig {
     }
 
     /// The sd_notify watchdog period, `None` when it is off.
-    pub(crate) fn watchdog(&self) -> Option<Duration> {
+    pub fn watchdog(&self) -> Option<Duration> {
         (self.watchdog_usec > 0).then(|| Duration::from_micros(self.watchdog_usec))
     }
 }
@@ -131,7 +131,7 @@ impl Default for GatewaydConfig {
 /// How the interface gets its address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub(crate) enum NetMode {
+pub enum NetMode {
     /// `address`, `gateway` and `dns` as written.
     Static,
     /// Address, router and DNS from a DHCPv4 server.
@@ -143,22 +143,22 @@ pub(crate) enum NetMode {
 /// [`NetworkConfig::default`] (image/README.md's example, QEMU's user network).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct NetworkConfig {
+pub struct NetworkConfig {
     /// `static` or `dhcp`.
     #[serde(default = "NetworkConfig::default_mode")]
-    pub(crate) mode: NetMode,
+    pub mode: NetMode,
     /// `a.b.c.d/prefix` (static; required then).
     #[serde(default)]
-    pub(crate) address: Option<Ipv4Cidr>,
+    pub address: Option<Ipv4Cidr>,
     /// Default route's next hop (static); must be inside `address`'s subnet. `""`: none.
     #[serde(default, deserialize_with = "de_gateway")]
-    pub(crate) gateway: Option<Ipv4Addr>,
+    pub gateway: Option<Ipv4Addr>,
     /// Name servers for `/etc/resolv.conf` (at most 3, resolv.conf's limit).
     #[serde(default)]
-    pub(crate) dns: Vec<IpAddr>,
+    pub dns: Vec<IpAddr>,
     /// SNTP server, `host` or `host:port`; empty keeps the RTC's time.
     #[serde(default)]
-    pub(crate) ntp: NtpServer,
+    pub ntp: NtpServer,
 }
 
 /// A gateway: an IPv4 address, or `""` for none.
@@ -251,11 +251,11 @@ struct NetworkOverride {
 /// An IPv4 address with its prefix length, `10.0.2.15/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub(crate) struct Ipv4Cidr {
+pub struct Ipv4Cidr {
     /// The interface's address.
-    pub(crate) address: Ipv4Addr,
+    pub address: Ipv4Addr,
     /// 0-32.
-    pub(crate) prefix: u8,
+    pub prefix: u8,
 }
 
 impl Ipv4Cidr {
@@ -264,7 +264,7 @@ impl Ipv4Cidr {
     }
 
     /// Whether `ip` is on this subnet.
-    pub(crate) fn contains(self, ip: Ipv4Addr) -> bool {
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
         (u32::from(ip) ^ u32::from(self.address)) & self.mask() == 0
     }
 }
@@ -293,11 +293,11 @@ impl fmt::Display for Ipv4Cidr {
 /// An absolute path.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub(crate) struct AbsPath(PathBuf);
+pub struct AbsPath(PathBuf);
 
 impl AbsPath {
     /// The path.
-    pub(crate) fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &std::path::Path {
         &self.0
     }
 }
@@ -315,11 +315,11 @@ impl TryFrom<String> for AbsPath {
 /// An unsigned integer in `MIN..=MAX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "i64")]
-pub(crate) struct Bounded<const MIN: u32, const MAX: u32>(u32);
+pub struct Bounded<const MIN: u32, const MAX: u32>(u32);
 
 impl<const MIN: u32, const MAX: u32> Bounded<MIN, MAX> {
     /// The value.
-    pub(crate) fn get(self) -> u32 {
+    pub fn get(self) -> u32 {
         self.0
     }
 }
@@ -338,11 +338,11 @@ impl<const MIN: u32, const MAX: u32> TryFrom<i64> for Bounded<MIN, MAX> {
 /// The SNTP server: empty (keep the RTC's time), `host` or `host:port`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub(crate) struct NtpServer(String);
+pub struct NtpServer(String);
 
 impl NtpServer {
     /// `host:port` to resolve, `None` when no server is configured.
-    pub(crate) fn target(&self) -> Option<String> {
+    pub fn target(&self) -> Option<String> {
         if self.0.is_empty() {
             return None;
         }
@@ -385,7 +385,7 @@ impl TryFrom<String> for NtpServer {
 
 /// A refused settings file. The message names file, line, column and key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// Not TOML.
     #[error("{file}:{line}:{column}: TOML syntax error: {message}")]
     Syntax {
@@ -559,7 +559,7 @@ fn unknown_key(message: &str) -> Option<&str> {
 
 impl InitConfig {
     /// Parses and checks `init.toml`; `origin` names it in errors.
-    pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let doc: Doc<'_, Self> = Doc::parse(text, origin)?;
         doc.value
             .network
@@ -572,7 +572,7 @@ impl InitConfig {
 impl NetworkConfig {
     /// `base` with the keys `network.toml` (`text`) names replaced, checked as a whole; an error that
     /// the override causes is located in the override.
-    pub(crate) fn with_override(&self, text: &str, origin: &str) -> Result<Self, ConfigError> {
+    pub fn with_override(&self, text: &str, origin: &str) -> Result<Self, ConfigError> {
         let doc: Doc<'_, NetworkFile> = Doc::parse(text, origin)?;
         let o = &doc.value.network;
         let merged = Self {

@@ -51,26 +51,26 @@ const RENEW_RETRY: Duration = Duration::from_secs(60);
 
 /// What a server granted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Lease {
+pub struct Lease {
     /// Our address.
-    pub(crate) address: Ipv4Addr,
+    pub address: Ipv4Addr,
     /// Its prefix length (from the subnet mask; 24 when none was given).
-    pub(crate) prefix: u8,
+    pub prefix: u8,
     /// The first router.
-    pub(crate) router: Option<Ipv4Addr>,
+    pub router: Option<Ipv4Addr>,
     /// Name servers (at most 3).
-    pub(crate) dns: Vec<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
     /// The server that granted it.
-    pub(crate) server: Ipv4Addr,
+    pub server: Ipv4Addr,
     /// Lease duration (`None`: infinite).
-    pub(crate) duration: Option<Duration>,
+    pub duration: Option<Duration>,
     t1: Option<Duration>,
     t2: Option<Duration>,
 }
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Output {
+pub enum Output {
     /// Send `packet` from port 68 to `to`:67 (`Ipv4Addr::BROADCAST` for a broadcast).
     Send {
         /// The DHCP message.
@@ -113,7 +113,7 @@ enum State {
 
 /// The client for one interface.
 #[derive(Debug)]
-pub(crate) struct Client {
+pub struct Client {
     mac: [u8; 6],
     xid: u32,
     state: State,
@@ -130,7 +130,7 @@ struct Reply {
 impl Client {
     /// A client for the interface with hardware address `mac`; `xid` seeds the transaction ids (any
     /// value unlikely to repeat across boots). The first DISCOVER goes at the first poll.
-    pub(crate) fn new(mac: [u8; 6], xid: u32, now: Duration) -> Self {
+    pub fn new(mac: [u8; 6], xid: u32, now: Duration) -> Self {
         Self {
             mac,
             xid,
@@ -143,7 +143,7 @@ impl Client {
     }
 
     /// When [`poll`](Self::poll) has something to do next.
-    pub(crate) fn poll_timeout(&self) -> Duration {
+    pub fn poll_timeout(&self) -> Duration {
         match &self.state {
             State::Selecting { next, .. } | State::Requesting { next, .. } => *next,
             State::Bound { lease, since } => lease.t1.map_or(Duration::MAX, |t| *since + t),
@@ -157,7 +157,7 @@ impl Client {
     }
 
     /// Sends and expires what is due at `now`.
-    pub(crate) fn poll(&mut self, now: Duration) -> Vec<Output> {
+    pub fn poll(&mut self, now: Duration) -> Vec<Output> {
         match self.state.clone() {
             State::Selecting { next, retry } if next <= now => {
                 self.send_discover();
@@ -242,7 +242,7 @@ impl Client {
     }
 
     /// A datagram arrived on port 68.
-    pub(crate) fn handle(&mut self, now: Duration, packet: &[u8]) -> Vec<Output> {
+    pub fn handle(&mut self, now: Duration, packet: &[u8]) -> Vec<Output> {
         let Some(reply) = parse(packet, self.xid, self.mac) else {
             return Vec::new();
         };
@@ -357,7 +357,7 @@ impl Client {
 }
 
 /// An interface's hardware address as `/sys/class/net/<if>/address` shows it (`52:54:00:12:34:56`).
-pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = text.trim().split(':');
     for byte in &mut mac {

@@ -11,16 +11,16 @@
 use crate::cmdline::Slot;
 
 /// The size of a GRUB environment block.
-pub(crate) const BLOCK_LEN: usize = 1024;
+pub const BLOCK_LEN: usize = 1024;
 
 const HEADER: &str = "# GRUB Environment Block\n";
 
 /// Tries a slot gets back when it is marked good (the most GRUB's A/B script counts down from).
-pub(crate) const TRIES_WHEN_GOOD: &str = "3";
+pub const TRIES_WHEN_GOOD: &str = "3";
 
 /// Why a block cannot be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum GrubEnvError {
+pub enum GrubEnvError {
     /// The file is not one 1024-byte block.
     #[error("grubenv is {0} bytes, expected {BLOCK_LEN}")]
     Length(usize),
@@ -40,13 +40,13 @@ pub(crate) enum GrubEnvError {
 
 /// The variables of a block, in file order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct GrubEnv {
+pub struct GrubEnv {
     vars: Vec<(String, String)>,
 }
 
 impl GrubEnv {
     /// Reads a block. Lines that are not `key=value` (comments, the padding) are skipped as GRUB does.
-    pub(crate) fn parse(block: &[u8]) -> Result<Self, GrubEnvError> {
+    pub fn parse(block: &[u8]) -> Result<Self, GrubEnvError> {
         if block.len() != BLOCK_LEN {
             return Err(GrubEnvError::Length(block.len()));
         }
@@ -100,12 +100,12 @@ impl GrubEnv {
 
     /// The value of `key`.
     #[cfg(test)]
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Sets `key` (in place when present, else appended).
-    pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), GrubEnvError> {
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), GrubEnvError> {
         if key.is_empty() || key.contains(['=', '#', '\n', '\\', '\0']) {
             return Err(GrubEnvError::BadKey(key.to_owned()));
         }
@@ -117,7 +117,7 @@ impl GrubEnv {
     }
 
     /// The 1024-byte block: header, variables in order, `#` padding.
-    pub(crate) fn to_block(&self) -> Result<Vec<u8>, GrubEnvError> {
+    pub fn to_block(&self) -> Result<Vec<u8>, GrubEnvError> {
         let mut out = String::from(HEADER);
         for (k, v) in &self.vars {
             out.push_str(k);
@@ -155,7 +155,7 @@ fn unescape(value: &str) -> String {
 }
 
 /// The block with `slot`'s tries reset (`<slot>_left=3`), every other variable kept.
-pub(crate) fn mark_good(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvError> {
+pub fn mark_good(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvError> {
     let mut env = GrubEnv::parse(block)?;
     env.set(slot.tries_key(), TRIES_WHEN_GOOD)?;
     env.to_block()

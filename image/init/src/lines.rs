@@ -7,18 +7,18 @@
 #![deny(clippy::indexing_slicing)]
 
 /// Longest line kept.
-pub(crate) const MAX_LINE: usize = 256;
+pub const MAX_LINE: usize = 256;
 
 /// Accumulates bytes into lines.
 #[derive(Debug, Default)]
-pub(crate) struct LineBuffer {
+pub struct LineBuffer {
     cur: Vec<u8>,
     overflow: bool,
 }
 
 impl LineBuffer {
     /// Adds `bytes`; returns the lines they completed (lossily decoded, without the terminator).
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut out = Vec::new();
         for &b in bytes {
             if b == b'\n' || b == b'\r' {

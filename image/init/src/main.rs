@@ -15,20 +15,9 @@
 //! Shape: sans-IO cores that decide (`cmdline`, `config`, `modules`, `supervisor`, `notify`, `probe`,
 //! `grubenv`, `sntp`, `netlink`, `lines`), each tested on fake time, and a thin shell (`sys` and the
 //! loop below) that makes the system calls. The loop polls a signalfd, the notify socket, the probe
-//! socket and (with test hooks) the console; it feeds what arrives into [`supervisor::Supervisor`]
+//! socket and (with test hooks) the console; it feeds what arrives into [`edge_init::supervisor::Supervisor`]
 //! with the time since start, performs the actions it returns, and sleeps until its next timeout.
 
-mod cmdline;
-mod config;
-mod dhcp;
-mod grubenv;
-mod lines;
-mod modules;
-mod netlink;
-mod notify;
-mod probe;
-mod sntp;
-mod supervisor;
 mod sys;
 
 use std::io::Read;
@@ -41,10 +30,11 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 
-use crate::cmdline::Cmdline;
-use crate::config::{InitConfig, NETWORK_TOML};
-use crate::supervisor::{Action, Hook, Settings, Supervisor};
 use crate::sys::say;
+use edge_init::cmdline::Cmdline;
+use edge_init::config::{InitConfig, NETWORK_TOML};
+use edge_init::supervisor::{Action, Hook, Settings, Supervisor};
+use edge_init::{cmdline, config, lines, modules, notify};
 
 /// How long the block devices named on the command line may take to appear.
 const DEVICE_WAIT: Duration = Duration::from_secs(10);

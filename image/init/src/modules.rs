@@ -8,23 +8,23 @@
 
 /// One module to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Module {
+pub struct Module {
     /// The `.ko` file.
-    pub(crate) path: String,
+    pub path: String,
     /// Parameters for `finit_module` (may be empty).
-    pub(crate) params: String,
+    pub params: String,
 }
 
 impl Module {
     /// The file name without directory or `.ko`, for messages.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         let file = self.path.rsplit('/').next().unwrap_or(&self.path);
         file.strip_suffix(".ko").unwrap_or(file)
     }
 }
 
 /// The modules listed in `text`, in order.
-pub(crate) fn parse(text: &str) -> Vec<Module> {
+pub fn parse(text: &str) -> Vec<Module> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

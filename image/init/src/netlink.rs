@@ -73,7 +73,7 @@ impl Msg {
 }
 
 /// `RTM_NEWLINK`: set interface `index` up.
-pub(crate) fn link_up(seq: u32, index: u32) -> Vec<u8> {
+pub fn link_up(seq: u32, index: u32) -> Vec<u8> {
     let mut ifi = Vec::with_capacity(16);
     ifi.extend_from_slice(&[AF_UNSPEC, 0]);
     ifi.extend_from_slice(&0u16.to_ne_bytes()); // device type
@@ -85,7 +85,7 @@ pub(crate) fn link_up(seq: u32, index: u32) -> Vec<u8> {
 
 /// `RTM_NEWADDR`: `address/prefix` on interface `index` (replacing the same address if present).
 /// Loopback addresses get host scope; others universe scope and the subnet's broadcast address.
-pub(crate) fn add_address(seq: u32, index: u32, address: Ipv4Addr, prefix: u8) -> Vec<u8> {
+pub fn add_address(seq: u32, index: u32, address: Ipv4Addr, prefix: u8) -> Vec<u8> {
     let scope = if address.is_loopback() {
         RT_SCOPE_HOST
     } else {
@@ -106,7 +106,7 @@ pub(crate) fn add_address(seq: u32, index: u32, address: Ipv4Addr, prefix: u8) -
 }
 
 /// `RTM_NEWROUTE`: the IPv4 default route via `gateway` out of interface `index` (replacing one).
-pub(crate) fn add_default_route(seq: u32, index: u32, gateway: Ipv4Addr) -> Vec<u8> {
+pub fn add_default_route(seq: u32, index: u32, gateway: Ipv4Addr) -> Vec<u8> {
     let rtm = [
         AF_INET,
         0, // dst_len: 0.0.0.0/0
@@ -127,7 +127,7 @@ pub(crate) fn add_default_route(seq: u32, index: u32, gateway: Ipv4Addr) -> Vec<
 
 /// The kernel's answer to request `seq`, if `buf` holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ack {
+pub enum Ack {
     /// Done.
     Ok,
     /// Refused with this errno (positive, e.g. `EEXIST` = 17).
@@ -135,7 +135,7 @@ pub(crate) enum Ack {
 }
 
 /// Scans a received buffer (one or more messages) for the acknowledgement of `seq`.
-pub(crate) fn find_ack(buf: &[u8], seq: u32) -> Option<Ack> {
+pub fn find_ack(buf: &[u8], seq: u32) -> Option<Ack> {
     let mut rest = buf;
     while rest.len() >= NLMSG_HDRLEN {
         let u32_at = |at: usize| {

@@ -8,30 +8,30 @@
 #![deny(clippy::indexing_slicing)]
 
 /// Longest datagram read (systemd accepts up to its pipe buffer; gatewayd's are a few dozen bytes).
-pub(crate) const MAX_DATAGRAM: usize = 4096;
+pub const MAX_DATAGRAM: usize = 4096;
 
 /// Longest `STATUS=` text kept.
 const MAX_STATUS: usize = 256;
 
 /// What one datagram said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Notification {
+pub struct Notification {
     /// `READY=1`: start-up finished.
-    pub(crate) ready: bool,
+    pub ready: bool,
     /// `WATCHDOG=1`: the keep-alive ping.
-    pub(crate) watchdog: bool,
+    pub watchdog: bool,
     /// `WATCHDOG=trigger`: the service asks to be treated as hung.
-    pub(crate) watchdog_trigger: bool,
+    pub watchdog_trigger: bool,
     /// `STOPPING=1`: the service is shutting down on its own.
-    pub(crate) stopping: bool,
+    pub stopping: bool,
     /// `STATUS=...`: free text, control characters replaced.
-    pub(crate) status: Option<String>,
+    pub status: Option<String>,
 }
 
 impl Notification {
     /// Parses one datagram. Never fails: a line that is not an assignment is skipped, invalid UTF-8 is
     /// replaced.
-    pub(crate) fn parse(datagram: &[u8]) -> Self {
+    pub fn parse(datagram: &[u8]) -> Self {
         let datagram = datagram.get(..MAX_DATAGRAM).unwrap_or(datagram);
         let text = String::from_utf8_lossy(datagram);
         let mut n = Self::default();

@@ -11,7 +11,7 @@
 use std::net::SocketAddrV4;
 
 /// The OPTIONS request number `n`, sent from `local` to gatewayd at `target`.
-pub(crate) fn options(local: SocketAddrV4, target: SocketAddrV4, n: u32) -> Vec<u8> {
+pub fn options(local: SocketAddrV4, target: SocketAddrV4, n: u32) -> Vec<u8> {
     format!(
         "OPTIONS sip:{target} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch=z9hG4bK-edge-init-{n};rport\r\n\
@@ -35,7 +35,7 @@ fn call_id(n: u32) -> String {
 
 /// Whether `answer` is a 200 to probe number `n` (any earlier probe's 200 counts too: they all ask the
 /// same question of the same daemon).
-pub(crate) fn is_ok(answer: &[u8]) -> bool {
+pub fn is_ok(answer: &[u8]) -> bool {
     answer.starts_with(b"SIP/2.0 200")
         && answer
             .windows(b"edge-init-probe-".len())

@@ -12,14 +12,14 @@ use std::fmt;
 use std::time::Duration;
 
 /// NTP packet length without extensions.
-pub(crate) const PACKET_LEN: usize = 48;
+pub const PACKET_LEN: usize = 48;
 
 /// Seconds from 1900-01-01 (NTP era 0) to 1970-01-01 (Unix).
 const NTP_TO_UNIX: u64 = 2_208_988_800;
 
 /// Why a reply is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SntpError {
+pub enum SntpError {
     /// Shorter than an NTP header.
     #[error("reply is {0} bytes, shorter than an NTP packet")]
     Short(usize),
@@ -48,7 +48,7 @@ pub(crate) enum SntpError {
 }
 
 /// The client request carrying `nonce` as its transmit timestamp.
-pub(crate) fn request(nonce: u64) -> [u8; PACKET_LEN] {
+pub fn request(nonce: u64) -> [u8; PACKET_LEN] {
     let mut p = [0u8; PACKET_LEN];
     // LI 0, version 4, mode 3 (client).
     p[0] = 0b00_100_011;
@@ -58,11 +58,11 @@ pub(crate) fn request(nonce: u64) -> [u8; PACKET_LEN] {
 
 /// The server's timestamps, as time since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Reply {
+pub struct Reply {
     /// When the server received the request.
-    pub(crate) receive: Duration,
+    pub receive: Duration,
     /// When the server sent the reply.
-    pub(crate) transmit: Duration,
+    pub transmit: Duration,
 }
 
 fn timestamp(bytes: &[u8]) -> u64 {
@@ -89,7 +89,7 @@ fn to_unix(ts: u64) -> Duration {
 }
 
 /// Checks a reply to the request made with `nonce`.
-pub(crate) fn parse_reply(bytes: &[u8], nonce: u64) -> Result<Reply, SntpError> {
+pub fn parse_reply(bytes: &[u8], nonce: u64) -> Result<Reply, SntpError> {
     let Some(head) = bytes.get(..PACKET_LEN) else {
         return Err(SntpError::Short(bytes.len()));
     };
@@ -119,7 +119,7 @@ pub(crate) fn parse_reply(bytes: &[u8], nonce: u64) -> Result<Reply, SntpError> 
 impl Reply {
     /// The time when the reply arrived, given the round trip measured on our monotonic clock: the
     /// server's transmit time plus half the network delay (the round trip minus the server's own time).
-    pub(crate) fn time_at_arrival(&self, round_trip: Duration) -> Duration {
+    pub fn time_at_arrival(&self, round_trip: Duration) -> Duration {
         let in_server = self.transmit.saturating_sub(self.receive);
         self.transmit + round_trip.saturating_sub(in_server) / 2
     }
@@ -127,7 +127,7 @@ impl Reply {
 
 /// A Unix time as `YYYY-MM-DD hh:mm:ss UTC`, for the console.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Utc(pub(crate) Duration);
+pub struct Utc(pub Duration);
 
 impl fmt::Display for Utc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -22,43 +22,43 @@ use std::time::Duration;
 use crate::cmdline::Slot;
 
 /// First restart delay; it doubles per exit up to [`BACKOFF_MAX`].
-pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(250);
+pub const BACKOFF_MIN: Duration = Duration::from_millis(250);
 /// Longest restart delay.
-pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(8);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// gatewayd that stayed READY this long gets its backoff reset.
-pub(crate) const BACKOFF_RESET: Duration = Duration::from_secs(60);
+pub const BACKOFF_RESET: Duration = Duration::from_secs(60);
 /// How long one SIP probe waits for its answer before the next is sent.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Between SIGTERM and SIGKILL when PID 1 shuts down.
-pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Between attempts to mark the slot good when writing grubenv failed.
-pub(crate) const MARK_RETRY: Duration = Duration::from_secs(10);
+pub const MARK_RETRY: Duration = Duration::from_secs(10);
 /// Attempts to mark the slot good before giving up for this boot.
-pub(crate) const MARK_ATTEMPTS: u32 = 3;
+pub const MARK_ATTEMPTS: u32 = 3;
 
 /// A process id.
-pub(crate) type Pid = i32;
+pub type Pid = i32;
 
 /// What the supervisor needs to know, fixed for the boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// The slot that booted (`None`: unknown, never marked good).
-    pub(crate) slot: Option<Slot>,
+    pub slot: Option<Slot>,
     /// The image version, for the ready line.
-    pub(crate) version: String,
+    pub version: String,
     /// A hardware watchdog is open. Without one, giving up means rebooting ourselves.
-    pub(crate) watchdog_present: bool,
+    pub watchdog_present: bool,
     /// Pet every this long (a third of the hardware timeout).
-    pub(crate) pet_interval: Duration,
+    pub pet_interval: Duration,
     /// gatewayd's sd_notify watchdog period (`None`: not watched).
-    pub(crate) notify_watchdog: Option<Duration>,
+    pub notify_watchdog: Option<Duration>,
     /// Grace without health before petting stops.
-    pub(crate) ready_timeout: Duration,
+    pub ready_timeout: Duration,
 }
 
 /// A signal PID 1 sends to gatewayd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sig {
+pub enum Sig {
     /// SIGTERM: please stop.
     Term,
     /// SIGKILL.
@@ -71,7 +71,7 @@ pub(crate) enum Sig {
 
 /// How gatewayd ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ExitKind {
+pub enum ExitKind {
     /// It exited with this status.
     Code(i32),
     /// A signal killed it (the signal's name).
@@ -92,7 +92,7 @@ impl fmt::Display for ExitKind {
 
 /// A console line (the shell adds the `edge-init: ` prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Line {
+pub enum Line {
     /// gatewayd was started.
     Started {
         /// Its pid.
@@ -206,7 +206,7 @@ impl fmt::Display for Line {
 
 /// A test hook (image/README.md: only with `appl.testhooks=1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Hook {
+pub enum Hook {
     /// `hook stop-gatewayd`: SIGSTOP gatewayd.
     StopGatewayd,
     /// `hook stop-petting`: stop petting the hardware watchdog for good.
@@ -215,7 +215,7 @@ pub(crate) enum Hook {
 
 impl Hook {
     /// The name on the console.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::StopGatewayd => "stop-gatewayd",
             Self::StopPetting => "stop-petting",
@@ -223,7 +223,7 @@ impl Hook {
     }
 
     /// Reads a console line: `hook <name>`.
-    pub(crate) fn parse(line: &str) -> Option<Self> {
+    pub fn parse(line: &str) -> Option<Self> {
         let mut words = line.split_whitespace();
         if words.next() != Some("hook") {
             return None;
@@ -239,7 +239,7 @@ impl Hook {
 
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Action {
+pub enum Action {
     /// Start gatewayd, then report [`Supervisor::spawned`] or [`Supervisor::spawn_failed`].
     Spawn,
     /// Send a signal to gatewayd.
@@ -307,7 +307,7 @@ enum Mark {
 
 /// The supervision state machine. See the module doc.
 #[derive(Debug)]
-pub(crate) struct Supervisor {
+pub struct Supervisor {
     settings: Settings,
     proc: Proc,
     backoff: Duration,
@@ -323,7 +323,7 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     /// Starts supervising at `now`: gatewayd is started and the watchdog petted at the first poll.
-    pub(crate) fn new(settings: Settings, now: Duration) -> Self {
+    pub fn new(settings: Settings, now: Duration) -> Self {
         Self {
             settings,
             proc: Proc::Down { restart_at: now },
@@ -338,7 +338,7 @@ impl Supervisor {
     }
 
     /// The pid of the running gatewayd.
-    pub(crate) fn pid(&self) -> Option<Pid> {
+    pub fn pid(&self) -> Option<Pid> {
         match self.proc {
             Proc::Starting { pid }
             | Proc::Ready { pid, .. }
@@ -350,7 +350,7 @@ impl Supervisor {
 
     /// Whether a probe answer is awaited.
     #[cfg(test)]
-    pub(crate) fn probing(&self) -> bool {
+    pub fn probing(&self) -> bool {
         matches!(
             self.proc,
             Proc::Ready {
@@ -382,7 +382,7 @@ impl Supervisor {
     }
 
     /// The shell started gatewayd.
-    pub(crate) fn spawned(&mut self, now: Duration, pid: Pid) {
+    pub fn spawned(&mut self, now: Duration, pid: Pid) {
         self.touch(now);
         if self.proc == Proc::Spawning {
             self.proc = Proc::Starting { pid };
@@ -391,7 +391,7 @@ impl Supervisor {
     }
 
     /// The shell could not start gatewayd.
-    pub(crate) fn spawn_failed(&mut self, now: Duration, error: String) {
+    pub fn spawn_failed(&mut self, now: Duration, error: String) {
         self.touch(now);
         if self.proc == Proc::Spawning {
             self.restart_later(now, ExitKind::CannotStart(error), None);
@@ -414,7 +414,7 @@ impl Supervisor {
     }
 
     /// A child exited (the shell reaps every child; only gatewayd's pid matters).
-    pub(crate) fn exited(&mut self, now: Duration, pid: Pid, status: ExitKind) {
+    pub fn exited(&mut self, now: Duration, pid: Pid, status: ExitKind) {
         if self.pid() != Some(pid) {
             return;
         }
@@ -433,7 +433,7 @@ impl Supervisor {
     /// An sd_notify datagram arrived; `sender` is its pid when the kernel said (SCM_CREDENTIALS).
     /// Messages from any other process than the current gatewayd are ignored (systemd's
     /// `NotifyAccess=main`).
-    pub(crate) fn notify(&mut self, now: Duration, sender: Option<Pid>, n: &crate::notify::Notification) {
+    pub fn notify(&mut self, now: Duration, sender: Option<Pid>, n: &crate::notify::Notification) {
         let Some(pid) = self.pid() else { return };
         if sender.is_some_and(|s| s != pid) {
             return;
@@ -475,7 +475,7 @@ impl Supervisor {
     }
 
     /// The SIP probe got a `SIP/2.0 200` answer.
-    pub(crate) fn probe_answered(&mut self, now: Duration) {
+    pub fn probe_answered(&mut self, now: Duration) {
         self.touch(now);
         let Proc::Ready { probe, .. } = &mut self.proc else {
             return;
@@ -505,7 +505,7 @@ impl Supervisor {
     }
 
     /// The outcome of [`Action::MarkGood`].
-    pub(crate) fn mark_result(&mut self, now: Duration, result: Result<(), String>) {
+    pub fn mark_result(&mut self, now: Duration, result: Result<(), String>) {
         let Some(slot) = self.settings.slot else { return };
         let Mark::Pending(attempt) = self.mark else { return };
         match result {
@@ -530,7 +530,7 @@ impl Supervisor {
     }
 
     /// A test hook line arrived (the shell only passes them with `appl.testhooks=1`).
-    pub(crate) fn hook(&mut self, now: Duration, hook: Hook) {
+    pub fn hook(&mut self, now: Duration, hook: Hook) {
         self.touch(now);
         match hook {
             Hook::StopGatewayd => {
@@ -544,7 +544,7 @@ impl Supervisor {
     }
 
     /// SIGTERM/SIGINT to PID 1: stop gatewayd (SIGTERM, then SIGKILL), then reboot.
-    pub(crate) fn shutdown(&mut self, now: Duration) {
+    pub fn shutdown(&mut self, now: Duration) {
         if self.shutting_down {
             return;
         }
@@ -577,7 +577,7 @@ impl Supervisor {
     }
 
     /// Runs what is due at `now` and returns the actions, in order.
-    pub(crate) fn poll(&mut self, now: Duration) -> Vec<Action> {
+    pub fn poll(&mut self, now: Duration) -> Vec<Action> {
         self.touch(now);
         // gatewayd's life cycle.
         match self.proc {
@@ -664,7 +664,7 @@ impl Supervisor {
     }
 
     /// When [`poll`](Self::poll) next has something to do (`None`: only on an input).
-    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
+    pub fn poll_timeout(&self) -> Option<Duration> {
         let mut t: Option<Duration> = None;
         let mut at = |d: Duration| t = Some(t.map_or(d, |t| t.min(d)));
         match self.proc {

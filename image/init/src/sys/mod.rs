@@ -21,8 +21,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::cmdline::Slot;
-use crate::supervisor::{ExitKind, Sig};
+use edge_init::cmdline::Slot;
+use edge_init::supervisor::{ExitKind, Sig};
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -460,8 +460,8 @@ fn rewrite_grubenv(path: &Path, slot: Slot) -> Result<(), SysError> {
         .take(4096)
         .read_to_end(&mut block)
         .ctx(format_args!("read {shown}"))?;
-    let new =
-        crate::grubenv::mark_good(&block, slot).map_err(|e| SysError::Unusable(format!("{shown}: {e}")))?;
+    let new = edge_init::grubenv::mark_good(&block, slot)
+        .map_err(|e| SysError::Unusable(format!("{shown}: {e}")))?;
     if new != block {
         f.write_all_at(&new, 0).ctx(format_args!("write {shown}"))?;
         f.sync_all().ctx(format_args!("fsync {shown}"))?;
@@ -505,11 +505,11 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("grubenv");
         let mut block = b"# GRUB Environment Block\nboot_order=A B\nA_left=1\nB_left=0\n".to_vec();
-        block.resize(crate::grubenv::BLOCK_LEN, b'#');
+        block.resize(edge_init::grubenv::BLOCK_LEN, b'#');
         fs::write(&path, &block).unwrap();
         rewrite_grubenv(&path, Slot::A).unwrap();
         let after = fs::read(&path).unwrap();
-        assert_eq!(after.len(), crate::grubenv::BLOCK_LEN);
+        assert_eq!(after.len(), edge_init::grubenv::BLOCK_LEN);
         assert!(after.starts_with(b"# GRUB Environment Block\nboot_order=A B\nA_left=3\nB_left=0\n#"));
         // A file that is not a block is left alone.
         fs::write(&path, b"garbage").unwrap();

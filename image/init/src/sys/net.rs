@@ -1,4 +1,4 @@
-//! The network side of the shell: rtnetlink requests (built by [`crate::netlink`]), `/etc/resolv.conf`,
+//! The network side of the shell: rtnetlink requests (built by [`edge_init::netlink`]), `/etc/resolv.conf`,
 //! the sd_notify socket, the SIP probe socket and the SNTP query.
 #![allow(
     clippy::disallowed_types,
@@ -17,8 +17,8 @@ use nix::sys::socket::{
 use nix::sys::time::TimeVal;
 
 use super::{Ctx, SysError};
-use crate::config::{NetMode, NetworkConfig, NtpServer};
-use crate::netlink::{self, Ack};
+use edge_init::config::{NetMode, NetworkConfig, NtpServer};
+use edge_init::netlink::{self, Ack};
 
 /// An rtnetlink socket.
 #[derive(Debug)]
@@ -187,10 +187,10 @@ fn xid_seed() -> u32 {
 }
 
 fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), SysError> {
-    use crate::dhcp::{Client, Output};
+    use edge_init::dhcp::{Client, Output};
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
         .ctx(format_args!("hardware address"))?;
-    let mac = crate::dhcp::parse_mac(&mac_text)
+    let mac = edge_init::dhcp::parse_mac(&mac_text)
         .ok_or_else(|| SysError::Unusable(format!("hardware address {mac_text:?}")))?;
     let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 68)).ctx(format_args!("port 68"))?;
     sock.set_broadcast(true).ctx(format_args!("SO_BROADCAST"))?;
@@ -198,7 +198,7 @@ fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), SysError>
         .ctx(format_args!("SO_BINDTODEVICE"))?;
     let mut nl = Netlink::open()?;
     let mut client = Client::new(mac, xid_seed(), super::now());
-    let mut current: Option<crate::dhcp::Lease> = None;
+    let mut current: Option<edge_init::dhcp::Lease> = None;
     let mut buf = [0u8; 1500];
     let mut outputs = client.poll(super::now());
     loop {
@@ -255,7 +255,13 @@ fn run_dhcp(name: &str, index: u32, net: &NetworkConfig) -> Result<(), SysError>
 }
 
 /// Address, default route and resolv.conf from a lease (DNS from the lease, else `[network].dns`).
-fn apply_lease(nl: &mut Netlink, name: &str, index: u32, lease: &crate::dhcp::Lease, net: &NetworkConfig) {
+fn apply_lease(
+    nl: &mut Netlink,
+    name: &str,
+    index: u32,
+    lease: &edge_init::dhcp::Lease,
+    net: &NetworkConfig,
+) {
     let mut problems = Vec::new();
     if let Err(e) = nl.add_address(name, index, lease.address, lease.prefix) {
         problems.push(e);
@@ -324,7 +330,7 @@ impl NotifySocket {
 
     /// The next datagram and its sender's pid, `None` when none is waiting.
     pub(crate) fn recv(&self) -> Option<(Vec<u8>, Option<i32>)> {
-        let mut buf = vec![0u8; crate::notify::MAX_DATAGRAM];
+        let mut buf = vec![0u8; edge_init::notify::MAX_DATAGRAM];
         let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
         let (n, pid) = {
@@ -385,7 +391,7 @@ impl ProbeSocket {
     /// Sends the next OPTIONS.
     pub(crate) fn send(&mut self) -> Result<(), SysError> {
         self.n = self.n.wrapping_add(1);
-        let req = crate::probe::options(self.local, self.target, self.n);
+        let req = edge_init::probe::options(self.local, self.target, self.n);
         self.sock
             .send_to(&req, self.target)
             .map(drop)
@@ -397,7 +403,7 @@ impl ProbeSocket {
         let mut buf = [0u8; 2048];
         let mut ok = false;
         while let Ok(n) = self.sock.recv(&mut buf) {
-            ok |= crate::probe::is_ok(buf.get(..n).unwrap_or_default());
+            ok |= edge_init::probe::is_ok(buf.get(..n).unwrap_or_default());
         }
         ok
     }
@@ -414,7 +420,7 @@ pub(crate) fn sntp_in_background(server: &NtpServer) {
     let spawned = std::thread::Builder::new()
         .name("sntp".into())
         .spawn(move || match sntp_query(&target) {
-            Ok(t) => super::say(format!("time set from {shown}: {}", crate::sntp::Utc(t))),
+            Ok(t) => super::say(format!("time set from {shown}: {}", edge_init::sntp::Utc(t))),
             Err(e) => super::say(format!("ntp {shown}: {e}; keeping the RTC's time")),
         });
     if let Err(e) = spawned {
@@ -440,15 +446,15 @@ fn sntp_query(target: &str) -> Result<Duration, SysError> {
     let sock = UdpSocket::bind(bind).ctx("SNTP socket")?;
     sock.connect(addr).ctx(format_args!("{addr}"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    // A nonce, not our clock: the server echoes it back (see crate::sntp).
+    // A nonce, not our clock: the server echoes it back (see edge_init::sntp).
     let nonce =
         u64::from(std::process::id()) << 32 ^ u64::from(super::now().subsec_nanos()) ^ 0x5eed_0000_0000_0001;
     let sent = std::time::Instant::now();
-    sock.send(&crate::sntp::request(nonce))
+    sock.send(&edge_init::sntp::request(nonce))
         .ctx(format_args!("send to {addr}"))?;
     let mut buf = [0u8; 512];
-    let mut refused: Option<crate::sntp::SntpError> = None;
-    let timed_out = |refused: &Option<crate::sntp::SntpError>| {
+    let mut refused: Option<edge_init::sntp::SntpError> = None;
+    let timed_out = |refused: &Option<edge_init::sntp::SntpError>| {
         SysError::Unusable(match refused {
             Some(e) => format!("no usable answer in 2 s (last one: {e})"),
             None => "no answer in 2 s".to_owned(),
@@ -478,7 +484,7 @@ fn sntp_query(target: &str) -> Result<Duration, SysError> {
             }
         };
         // A refused datagram (stale, forged, kiss-o'-death) is noted; the deadline still holds.
-        match crate::sntp::parse_reply(buf.get(..n).unwrap_or_default(), nonce) {
+        match edge_init::sntp::parse_reply(buf.get(..n).unwrap_or_default(), nonce) {
             Ok(reply) => {
                 let t = reply.time_at_arrival(sent.elapsed());
                 let ts = nix::sys::time::TimeSpec::from_duration(t);
