@@ -16,12 +16,13 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::num::NonZeroU16;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+
+pub mod located;
+
+use located::{Document, FileError, Problem, Seg};
 
 /// The commented default configuration, embedded in the binary. `gatewayd` with no `--config` runs it.
 pub const DEFAULT_TOML: &str = include_str!("../gatewayd.toml");
@@ -536,39 +537,16 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not valid TOML.
-    #[error("{file}:{line}:{column}: TOML syntax error: {message}")]
-    Syntax {
-        /// Path as given.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column (in characters).
-        column: usize,
-        /// What the parser said.
-        message: String,
-    },
-    /// The TOML is well formed but a key or value is wrong.
-    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
-    Invalid {
-        /// Path as given.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column (in characters).
-        column: usize,
-        /// Dotted key path, e.g. `sip.listen[0].port`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// The file is not valid TOML, or a key or value in it is wrong (file, line, column, key).
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 impl ConfigError {
     /// The offending key path, when the error is about one key.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Invalid { key, .. } => Some(key),
+            Self::File(f) => f.key(),
             _ => None,
         }
     }
@@ -576,79 +554,10 @@ impl ConfigError {
     /// The 1-based line, when known.
     pub fn line(&self) -> Option<usize> {
         match self {
-            Self::Syntax { line, .. } | Self::Invalid { line, .. } => Some(*line),
+            Self::File(f) => Some(f.line()),
             Self::Read { .. } => None,
         }
     }
-}
-
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn format_path(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => {
-                out.push_str(&format!("[{i}]"));
-            }
-        }
-    }
-    out
-}
-
-/// 1-based (line, column) of byte offset `at` in `text`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    // Walk back to a char boundary so slicing cannot panic on a span inside a multi-byte character.
-    let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-    let before = text.get(..at).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
-/// Finds the span of the value at `path` in the parsed document, or of the deepest ancestor present.
-fn locate(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
-    let mut span = root.span();
-    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
-    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
-    for seg in path {
-        let next = match seg {
-            Seg::Key(k) => table.and_then(|t| {
-                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, value)| {
-                    // For a table, point at its header/key rather than its whole body.
-                    if matches!(value.get_ref(), DeValue::Table(_)) {
-                        (key.span(), value)
-                    } else {
-                        (value.span(), value)
-                    }
-                })
-            }),
-            Seg::Index(i) => array.and_then(|a| a.get(*i)).map(|v| (v.span(), v)),
-        };
-        let Some((found_span, value)) = next else { break };
-        span = found_span;
-        table = None;
-        array = None;
-        match value.get_ref() {
-            DeValue::Table(t) => table = Some(t),
-            DeValue::Array(a) => array = Some(a.as_ref()),
-            _ => {}
-        }
-    }
-    span
 }
 
 impl Config {
@@ -688,58 +597,12 @@ impl Config {
 
     /// Parses and validates `text`; `origin` names it in errors (a path, or [`DEFAULT_ORIGIN`]).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let root = DeTable::parse(text).map_err(|e| {
-            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
-            ConfigError::Syntax {
-                file: origin.to_owned(),
-                line,
-                column,
-                message: e.message().trim().to_owned(),
-            }
-        })?;
-        let deserializer = toml::de::Deserializer::from(root.clone());
-        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path: Vec<Seg> = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-                    serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
-                })
-                .collect();
-            let inner = e.into_inner();
-            let span = inner.span().unwrap_or_else(|| locate(&root, &path));
-            let (line, column) = line_col(text, span.start);
-            let message = inner.message().trim().to_owned();
-            // Name the unknown key itself even if the path stopped at its table.
-            let key = match unknown_key(&message) {
-                Some(unknown) if path.last() != Some(&Seg::Key(unknown.to_owned())) => {
-                    let mut p = path;
-                    p.push(Seg::Key(unknown.to_owned()));
-                    format_path(&p)
-                }
-                _ if path.is_empty() => "(top level)".to_owned(),
-                _ => format_path(&path),
-            };
-            ConfigError::Invalid {
-                file: origin.to_owned(),
-                line,
-                column,
-                key,
-                message,
-            }
-        })?;
-        config.validate().map_err(|(path, message)| {
-            let (line, column) = line_col(text, locate(&root, &path).start);
-            ConfigError::Invalid {
-                file: origin.to_owned(),
-                line,
-                column,
-                key: format_path(&path),
-                message,
-            }
-        })?;
+        let located = |p: Problem| p.in_file(origin);
+        let doc = Document::parse(text).map_err(located)?;
+        let config: Self = doc.deserialize().map_err(located)?;
+        config
+            .validate()
+            .map_err(|(path, message)| located(doc.problem_at(&path, message)))?;
         Ok(config)
     }
 
@@ -919,12 +782,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Extracts `foo` from serde's "unknown field `foo`, expected …".
-fn unknown_key(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
 }
 
 #[cfg(test)]
@@ -1130,7 +987,7 @@ mod tests {
     fn missing_required_section() {
         let e = err("[log]\nlevel = \"warn\"\n");
         assert!(e.to_string().contains("missing field `sip`"), "{e}");
-        assert_eq!(e.key(), Some("(top level)"), "{e}");
+        assert_eq!(e.key(), Some("sip"), "the missing key itself: {e}");
     }
 
     #[test]
@@ -1236,7 +1093,10 @@ mod tests {
     #[test]
     fn syntax_error_has_line_and_column() {
         let e = err("[sip\nlisten = []\n");
-        assert!(matches!(e, ConfigError::Syntax { line: 1, .. }), "{e}");
+        assert!(
+            matches!(e, ConfigError::File(FileError::Syntax { line: 1, .. })),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("test.toml:1:"), "{e}");
     }
 
@@ -1248,12 +1108,5 @@ mod tests {
                 .starts_with("/nonexistent/gatewayd.toml: cannot read config"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn line_col_is_char_based_and_total() {
-        assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
-        assert_eq!(line_col("ab\ncé\nx", 5), (2, 2)); // inside 'é': walks back to its start
-        assert_eq!(line_col("", 10), (1, 1));
     }
 }

@@ -12,9 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use edge_config::located::{Document, FileError, Problem, Seg};
 use serde::Deserialize;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
 
 /// The folder holding the board files of this repository (`<workspace>/board-config`).
 pub fn board_dir() -> PathBuf {
@@ -381,39 +380,16 @@ pub enum BoardError {
         /// Path as given.
         file: String,
     },
-    /// The file is not valid TOML.
-    #[error("{file}:{line}:{column}: TOML syntax error: {message}")]
-    Syntax {
-        /// Path as given.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// What the parser said.
-        message: String,
-    },
-    /// A key or value is wrong.
-    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
-    Invalid {
-        /// Path as given.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// Dotted key path, e.g. `partitions.slot_mib`.
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// The file is not valid TOML, or a key or value in it is wrong (file, line, column, key).
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 impl BoardError {
     /// The offending key path, when the error is about one key.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Invalid { key, .. } => Some(key),
+            Self::File(f) => f.key(),
             _ => None,
         }
     }
@@ -421,7 +397,7 @@ impl BoardError {
     /// The 1-based line, when known.
     pub fn line(&self) -> Option<usize> {
         match self {
-            Self::Syntax { line, .. } | Self::Invalid { line, .. } => Some(*line),
+            Self::File(f) => Some(f.line()),
             Self::Read { .. } | Self::Name { .. } => None,
         }
     }
@@ -458,60 +434,14 @@ impl Board {
 
     /// Parses and validates `text` as the board `name`; `origin` names it in errors.
     pub fn parse(text: &str, name: &str, origin: &str) -> Result<Self, BoardError> {
-        let root = DeTable::parse(text).map_err(|e| {
-            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
-            BoardError::Syntax {
-                file: origin.to_owned(),
-                line,
-                column,
-                message: e.message().trim().to_owned(),
-            }
-        })?;
-        let deserializer = toml::de::Deserializer::from(root.clone());
-        let mut board: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path: Vec<Seg> = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-                    serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
-                })
-                .collect();
-            let inner = e.into_inner();
-            let span = inner.span().unwrap_or_else(|| locate(&root, &path));
-            let (line, column) = line_col(text, span.start);
-            let message = inner.message().trim().to_owned();
-            // Name the unknown or missing key itself even if the path stopped at its table.
-            let key = match named_key(&message) {
-                Some(k) if path.last() != Some(&Seg::Key(k.to_owned())) => {
-                    let mut p = path;
-                    p.push(Seg::Key(k.to_owned()));
-                    format_path(&p)
-                }
-                _ if path.is_empty() => "(top level)".to_owned(),
-                _ => format_path(&path),
-            };
-            BoardError::Invalid {
-                file: origin.to_owned(),
-                line,
-                column,
-                key,
-                message,
-            }
-        })?;
+        let located = |p: Problem| p.in_file(origin);
+        let doc = Document::parse(text).map_err(located)?;
+        let mut board: Self = doc.deserialize().map_err(located)?;
         board.name = name.to_owned();
         board.file = PathBuf::from(origin);
-        board.validate().map_err(|(path, message)| {
-            let (line, column) = line_col(text, locate(&root, &path).start);
-            BoardError::Invalid {
-                file: origin.to_owned(),
-                line,
-                column,
-                key: format_path(&path),
-                message,
-            }
-        })?;
+        board
+            .validate()
+            .map_err(|(path, message)| located(doc.problem_at(&path, message)))?;
         Ok(board)
     }
 
@@ -841,82 +771,6 @@ fn one_of<T: Copy>(s: &str, all: &[T], name: impl Fn(T) -> &'static str) -> Resu
     })
 }
 
-// The error-locating helpers below follow edge-config's (gateway/config/src/lib.rs); they are private
-// there, and board files are not gatewayd's format, so they are repeated rather than shared.
-
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn format_path(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
-
-/// 1-based (line, column) of byte offset `at` in `text`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-    let before = text.get(..at).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
-/// Finds the span of the value at `path` in the parsed document, or of the deepest ancestor present.
-fn locate(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
-    let mut span = root.span();
-    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
-    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
-    for seg in path {
-        let next = match seg {
-            Seg::Key(k) => table.and_then(|t| {
-                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, value)| {
-                    if matches!(value.get_ref(), DeValue::Table(_)) {
-                        (key.span(), value)
-                    } else {
-                        (value.span(), value)
-                    }
-                })
-            }),
-            Seg::Index(i) => array.and_then(|a| a.get(*i)).map(|v| (v.span(), v)),
-        };
-        let Some((found_span, value)) = next else { break };
-        span = found_span;
-        table = None;
-        array = None;
-        match value.get_ref() {
-            DeValue::Table(t) => table = Some(t),
-            DeValue::Array(a) => array = Some(a.as_ref()),
-            _ => {}
-        }
-    }
-    span
-}
-
-/// The key named by serde's "unknown field `x`" or "missing field `x`".
-fn named_key(message: &str) -> Option<&str> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))?;
-    rest.split('`').next()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1156,7 +1010,10 @@ watchdog_device = "i6300esb"
     #[test]
     fn syntax_error_has_line() {
         let e = err("arch = \n");
-        assert!(matches!(e, BoardError::Syntax { line: 1, .. }), "{e}");
+        assert!(
+            matches!(e, BoardError::File(FileError::Syntax { line: 1, .. })),
+            "{e}"
+        );
     }
 
     #[test]

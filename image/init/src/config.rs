@@ -13,14 +13,12 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::num::{NonZeroU16, NonZeroU32};
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use edge_config::located::{Document, Seg};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
 
 /// Where the slot keeps PID 1's settings.
 pub const INIT_TOML: &str = "/slot/etc/rtc-edge/init.toml";
@@ -384,177 +382,26 @@ impl TryFrom<String> for NtpServer {
 }
 
 /// A refused settings file. The message names file, line, column and key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// Not TOML.
-    #[error("{file}:{line}:{column}: TOML syntax error: {message}")]
-    Syntax {
-        /// Path.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column, in characters.
-        column: usize,
-        /// The parser's words.
-        message: String,
-    },
-    /// TOML, but a key or value is wrong.
-    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
-    Invalid {
-        /// Path.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column, in characters.
-        column: usize,
-        /// Dotted key path, `network.address`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use edge_config::located::FileError as ConfigError;
 
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn format_path(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
-
-/// 1-based (line, column) of byte offset `at` in `text`.
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    let at = (0..=at).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
-    let before = text.get(..at).unwrap_or("");
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
-
-/// The span of the value at `path`, or of the deepest ancestor present.
-fn locate(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Range<usize> {
-    let mut span = root.span();
-    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
-    let mut array: Option<&[Spanned<DeValue<'_>>]> = None;
-    for seg in path {
-        let next = match seg {
-            Seg::Key(k) => table.and_then(|t| {
-                t.iter().find(|(key, _)| key.get_ref() == k).map(|(key, value)| {
-                    if matches!(value.get_ref(), DeValue::Table(_)) {
-                        (key.span(), value)
-                    } else {
-                        (value.span(), value)
-                    }
-                })
-            }),
-            Seg::Index(i) => array.and_then(|a| a.get(*i)).map(|v| (v.span(), v)),
-        };
-        let Some((found_span, value)) = next else { break };
-        span = found_span;
-        table = None;
-        array = None;
-        match value.get_ref() {
-            DeValue::Table(t) => table = Some(t),
-            DeValue::Array(a) => array = Some(a.as_ref()),
-            _ => {}
-        }
-    }
-    span
-}
-
-/// A parsed document: the typed value and the spanned table to locate later checks in.
+/// A parsed document: the typed value, and the spanned document to locate later checks in.
 struct Doc<'a, T> {
     value: T,
-    root: Spanned<DeTable<'a>>,
-    text: &'a str,
+    doc: Document<'a>,
     origin: &'a str,
 }
 
 impl<'a, T: DeserializeOwned> Doc<'a, T> {
     fn parse(text: &'a str, origin: &'a str) -> Result<Self, ConfigError> {
-        let root = DeTable::parse(text).map_err(|e| {
-            let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
-            ConfigError::Syntax {
-                file: origin.to_owned(),
-                line,
-                column,
-                message: e.message().trim().to_owned(),
-            }
-        })?;
-        let deserializer = toml::de::Deserializer::from(root.clone());
-        let value: T = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path: Vec<Seg> = e
-                .path()
-                .iter()
-                .filter_map(|s| match s {
-                    serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
-                    serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
-                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => None,
-                })
-                .collect();
-            let inner = e.into_inner();
-            let span = inner.span().unwrap_or_else(|| locate(&root, &path));
-            let (line, column) = line_col(text, span.start);
-            let message = inner.message().trim().to_owned();
-            let key = match unknown_key(&message) {
-                Some(unknown) if path.last() != Some(&Seg::Key(unknown.to_owned())) => {
-                    let mut p = path;
-                    p.push(Seg::Key(unknown.to_owned()));
-                    format_path(&p)
-                }
-                _ if path.is_empty() => "(top level)".to_owned(),
-                _ => format_path(&path),
-            };
-            ConfigError::Invalid {
-                file: origin.to_owned(),
-                line,
-                column,
-                key,
-                message,
-            }
-        })?;
-        Ok(Self {
-            value,
-            root,
-            text,
-            origin,
-        })
+        let doc = Document::parse(text).map_err(|p| p.in_file(origin))?;
+        let value = doc.deserialize().map_err(|p| p.in_file(origin))?;
+        Ok(Self { value, doc, origin })
     }
 
     /// An error about `path`, located in this document.
     fn error_at(&self, path: &[Seg], message: String) -> ConfigError {
-        let (line, column) = line_col(self.text, locate(&self.root, path).start);
-        ConfigError::Invalid {
-            file: self.origin.to_owned(),
-            line,
-            column,
-            key: format_path(path),
-            message,
-        }
+        self.doc.problem_at(path, message).in_file(self.origin)
     }
-}
-
-/// The key named by serde's "unknown field `x`" message.
-fn unknown_key(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
 }
 
 impl InitConfig {
