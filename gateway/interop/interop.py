@@ -10,7 +10,7 @@ levels, packet counts and loss per direction go to OUT/report.json and OUT/repor
 and a pcap of the loopback traffic stay in OUT when a scenario fails. Whatever was started is stopped,
 also on failure or Ctrl-C.
 """
-import argparse, base64, json, os, re, signal, socket, subprocess, sys, threading, time, traceback, wave
+import argparse, base64, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, threading, time, traceback, wave
 from pathlib import Path
 
 import numpy as np
@@ -349,7 +349,9 @@ port_min = {base}
 port_max = {base + 1599}
 inactivity_timeout_s = 5
 """)
-        self.notify_path = workdir / "notify.sock"
+        # A socket of this run's own (not in the output folder another run may be clearing).
+        self.notify_dir = tempfile.mkdtemp(prefix="interop-notify-")
+        self.notify_path = Path(self.notify_dir) / "notify.sock"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
         self.status, self.status_at, self.ready = None, 0.0, False
@@ -825,6 +827,8 @@ def main():
     finally:
         suite.close_browsers()
         suite.lab.stop_all()
+        if getattr(suite, "gw", None):
+            shutil.rmtree(suite.gw.notify_dir, ignore_errors=True)
         ok = suite.report()
     print(f"\nreport: {suite.out / 'report.md'}")
     print(f"interop: {sum(r['verdict'] == 'pass' for r in suite.results)} passed, "
