@@ -176,20 +176,7 @@ impl Qemu {
             let _ = child.wait();
             return Err(TargetError::NoPty(said));
         };
-        let port = serialport::new(&pty, 115_200)
-            .timeout(Duration::from_millis(200))
-            .open_native()
-            .map_err(|source| TargetError::Serial {
-                path: pty.clone(),
-                source,
-            })?;
-        let reader = port.try_clone_native().map_err(|source| TargetError::Serial {
-            path: pty.clone(),
-            source,
-        })?;
-        let log = work.join("console.log");
-        let echo = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
-        let console = Console::new(Box::new(reader), Box::new(port), Box::new(echo), started);
+        let console = open_console(&pty, 115_200, work, started)?;
         Ok(Self {
             child,
             console,
@@ -266,24 +253,33 @@ impl Serial {
     /// Opens the board's console; lines also go to `work/console.log`.
     pub fn open(device: &str, baud: u32, sip: SocketAddr, work: &Path) -> Result<Self, TargetError> {
         std::fs::create_dir_all(work).map_err(io(format!("creating {}", work.display())))?;
-        let port = serialport::new(device, baud)
-            .timeout(Duration::from_millis(200))
-            .open_native()
-            .map_err(|source| TargetError::Serial {
-                path: device.into(),
-                source,
-            })?;
-        let reader = port.try_clone_native().map_err(|source| TargetError::Serial {
-            path: device.into(),
-            source,
-        })?;
-        let log = work.join("console.log");
-        let echo = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
         Ok(Self {
-            console: Console::new(Box::new(reader), Box::new(port), Box::new(echo), clock()),
+            console: open_console(device, baud, work, clock())?,
             sip: SipAddr::Udp(sip),
         })
     }
+}
+
+/// Opens a serial console (a QEMU pty or a real device) and reads it from `started` on; every line also
+/// goes to `work/console.log`.
+fn open_console(path: &str, baud: u32, work: &Path, started: Instant) -> Result<Console, TargetError> {
+    let serial = |source| TargetError::Serial {
+        path: path.into(),
+        source,
+    };
+    let port = serialport::new(path, baud)
+        .timeout(Duration::from_millis(200))
+        .open_native()
+        .map_err(serial)?;
+    let reader = port.try_clone_native().map_err(serial)?;
+    let log = work.join("console.log");
+    let echo = File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+    Ok(Console::new(
+        Box::new(reader),
+        Box::new(port),
+        Box::new(echo),
+        started,
+    ))
 }
 
 #[cfg(test)]
