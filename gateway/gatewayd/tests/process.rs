@@ -14,7 +14,9 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Gateway, free_tcp_port, free_udp_port, probe, run_to_end, scratch, ws_connect};
+use common::{
+    Gateway, free_tcp_port, free_udp_port, probe, retry_interrupted, run_to_end, scratch, ws_connect,
+};
 
 fn config_for(port: u16) -> String {
     format!(
@@ -144,7 +146,7 @@ fn notifies_ready_pets_the_watchdog_and_says_stopping() {
     );
     let mut buf = [0u8; 512];
     let mut next = || {
-        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        let n = retry_interrupted(|| socket.recv(&mut buf)).expect("a notification within 10 s");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     let first = next();
@@ -207,7 +209,7 @@ fn read_sip(stream: &mut impl Read) -> String {
     let mut got = Vec::new();
     let mut byte = [0u8; 1];
     loop {
-        let n = stream.read(&mut byte).unwrap();
+        let n = retry_interrupted(|| stream.read(&mut byte)).unwrap();
         assert_eq!(
             n,
             1,
@@ -683,7 +685,7 @@ fn an_unreachable_tcp_trunk_fails_the_call_at_once() {
     sock.send_to(invite.as_bytes(), ("127.0.0.1", port)).unwrap();
     let mut buf = [0u8; 4096];
     let final_line = loop {
-        let (n, _) = sock.recv_from(&mut buf).expect("a final response within 10 s");
+        let (n, _) = retry_interrupted(|| sock.recv_from(&mut buf)).expect("a final response within 10 s");
         let line = String::from_utf8_lossy(&buf[..n])
             .lines()
             .next()

@@ -147,6 +147,18 @@ pub(crate) fn probe(port: u16) -> String {
     panic!("no response to OPTIONS on 127.0.0.1:{port} within 15 s");
 }
 
+/// Runs a blocking socket read again when a signal interrupts it. A read with a timeout
+/// (SO_RCVTIMEO) fails with EINTR on any caught signal, even one installed with SA_RESTART
+/// (signal(7)); a test process that shares its threads with tokio or a CI harness can get one.
+pub(crate) fn retry_interrupted<T>(mut read: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match read() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn run_to_end(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
