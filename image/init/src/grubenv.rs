@@ -99,7 +99,6 @@ impl GrubEnv {
     }
 
     /// The value of `key`.
-    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
@@ -159,6 +158,75 @@ pub fn mark_good(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvError> {
     let mut env = GrubEnv::parse(block)?;
     env.set(slot.tries_key(), TRIES_WHEN_GOOD)?;
     env.to_block()
+}
+
+impl Slot {
+    /// The other slot of the pair.
+    pub fn other(self) -> Self {
+        match self {
+            Self::A => Self::B,
+            Self::B => Self::A,
+        }
+    }
+}
+
+/// What the A/B variables say, as the update agent reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbState {
+    /// The first slot of `boot_order` (GRUB tries it first).
+    pub first: Slot,
+    /// Tries left for A and B.
+    pub a_left: u8,
+    /// Tries left for B.
+    pub b_left: u8,
+}
+
+impl AbState {
+    /// Tries left for `slot`.
+    pub fn left(&self, slot: Slot) -> u8 {
+        match slot {
+            Slot::A => self.a_left,
+            Slot::B => self.b_left,
+        }
+    }
+}
+
+/// Reads `boot_order`, `A_left`, `B_left` with GRUB's script's defaults (`"A B"`, 3, 0) for missing or
+/// unreadable values.
+pub fn ab_state(block: &[u8]) -> Result<AbState, GrubEnvError> {
+    let env = GrubEnv::parse(block)?;
+    let left = |k: &str, d: u8| env.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(d);
+    let first = match env.get("boot_order").and_then(|o| o.split_whitespace().next()) {
+        Some("B") => Slot::B,
+        _ => Slot::A,
+    };
+    Ok(AbState {
+        first,
+        a_left: left("A_left", 3),
+        b_left: left("B_left", 0),
+    })
+}
+
+/// Before an update writes `slot`: GRUB must never pick it (0 tries) and boots `slot.other()` first.
+pub fn disable(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvError> {
+    let mut env = GrubEnv::parse(block)?;
+    env.set(slot.tries_key(), "0")?;
+    env.set("boot_order", &format!("{} {}", slot.other(), slot))?;
+    env.to_block()
+}
+
+/// A one-shot testboot of `slot`: tried first, once; if it does not mark itself good before the next
+/// boot, GRUB finds it at 0 tries and boots the other slot (whose tries are left as they are).
+pub fn testboot(block: &[u8], slot: Slot) -> Result<Vec<u8>, GrubEnvError> {
+    let mut env = GrubEnv::parse(block)?;
+    env.set(slot.tries_key(), "1")?;
+    env.set("boot_order", &format!("{} {}", slot, slot.other()))?;
+    env.to_block()
+}
+
+/// After a failed testboot, from the slot that runs: it goes first again; the failed slot gets no tries.
+pub fn keep(block: &[u8], running: Slot) -> Result<Vec<u8>, GrubEnvError> {
+    disable(block, running.other())
 }
 
 #[cfg(test)]
@@ -277,5 +345,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn testboot_is_one_try_then_the_old_slot() {
+        let fresh = fresh();
+        let s = ab_state(&fresh).unwrap();
+        assert_eq!((s.first, s.a_left, s.b_left), (Slot::A, 3, 0));
+        let off = disable(&fresh, Slot::B).unwrap();
+        assert_eq!(
+            ab_state(&off).unwrap(),
+            AbState {
+                first: Slot::A,
+                a_left: 3,
+                b_left: 0
+            }
+        );
+        let t = testboot(&off, Slot::B).unwrap();
+        assert_eq!(
+            ab_state(&t).unwrap(),
+            AbState {
+                first: Slot::B,
+                a_left: 3,
+                b_left: 1
+            }
+        );
+        assert_eq!(t.len(), BLOCK_LEN);
+        let kept = keep(&t, Slot::A).unwrap();
+        assert_eq!(
+            ab_state(&kept).unwrap(),
+            AbState {
+                first: Slot::A,
+                a_left: 3,
+                b_left: 0
+            }
+        );
+        assert_eq!(Slot::A.other(), Slot::B);
     }
 }

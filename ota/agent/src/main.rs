@@ -1,0 +1,301 @@
+//! `edge-agent`: the device's update agent. PID 1 starts it once `gatewayd` is healthy and the
+//! running slot is marked good, and restarts it if it exits.
+//!
+//! ```text
+//! edge-agent [run]          judge this boot, then check in with the server forever
+//! edge-agent once           judge this boot, check in once, install what is offered
+//! edge-agent install FILE   judge this boot, install a bundle file (an upload), testboot it
+//! edge-agent status         print the agent's state
+//! --system FILE             where things are (tests on a host: files instead of partitions)
+//! ```
+
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the agent's shell: it owns the clock, sleeps between check-ins and opens sockets"
+)]
+
+mod sys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use edge_agent::boot::{Verdict, judge};
+use edge_agent::schedule::Schedule;
+use edge_agent::wire::{CheckIn, Reply};
+
+use sys::http::Client;
+use sys::install::{Failure, Source, arm, install};
+use sys::{Device, System, random_u32, say, unix_now};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(format!("error: {e}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_env();
+    let mut command = None;
+    let mut file = None;
+    let mut system = None;
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("system") => system = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Value(v) if command.is_none() => command = Some(v.string().map_err(|e| e.to_string())?),
+            Value(v) if command.as_deref() == Some("install") && file.is_none() => {
+                file = Some(PathBuf::from(v));
+            }
+            Short('h') | Long("help") => {
+                println!("usage: edge-agent [run|once|install FILE|status] [--system FILE]");
+                return Ok(());
+            }
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    let sys = match system {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            toml::from_str::<System>(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => System::default(),
+    };
+    let mut dev = Device::open(sys)?;
+    if command.as_deref() == Some("status") {
+        print!("{}", dev.state.to_toml());
+        return Ok(());
+    }
+    say(format!(
+        "device {} board {} version {} slot {} ({} trusted keys, server {})",
+        dev.state.device_id,
+        dev.board,
+        dev.version,
+        dev.running,
+        dev.keyring.keys().len(),
+        if dev.config.server.is_empty() {
+            "none"
+        } else {
+            &dev.config.server
+        }
+    ));
+    judge_boot(&mut dev)?;
+    match command.as_deref().unwrap_or("run") {
+        "run" => daemon(&mut dev),
+        "once" => {
+            let client = client(&dev)?.ok_or("no server configured")?;
+            let reply = check_in(&mut dev, &client, "idle")?;
+            if let Some(offer) = reply.update {
+                attempt(
+                    &mut dev,
+                    &Source::Server {
+                        client: &client,
+                        url: offer.url,
+                    },
+                )?;
+                check_in(&mut dev, &client, "idle")?;
+            }
+            Ok(())
+        }
+        "install" => {
+            let file = file.ok_or("install needs a bundle FILE")?;
+            let result = attempt(&mut dev, &Source::File(file));
+            if let Ok(Some(c)) = client(&dev) {
+                let _ = check_in(&mut dev, &c, "idle");
+            }
+            result
+        }
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
+fn client(dev: &Device) -> Result<Option<Client>, String> {
+    if dev.config.server.is_empty() {
+        return Ok(None);
+    }
+    Client::new(&dev.config.server, &dev.config.token, &dev.config.ca).map(Some)
+}
+
+/// What this boot means for a pending update; reboots when a testboot must (re)start.
+fn judge_boot(dev: &mut Device) -> Result<(), String> {
+    let ab = dev.ab()?;
+    let previous = dev.previous_boot_log();
+    let verdict = judge(dev.running, ab, dev.state.pending.as_ref(), previous.as_deref());
+    let now = unix_now().unwrap_or(0);
+    match verdict {
+        Verdict::Nothing => return Ok(()),
+        Verdict::Committed { version } => {
+            say(format!(
+                "update to {version} committed: slot {} is healthy and marked good",
+                dev.running
+            ));
+            dev.state.pending = None;
+            dev.state.report(&version, "installed", "", "", now);
+        }
+        Verdict::Arm => {
+            say("the installed slot was never armed (power cut?): arming its testboot");
+            arm(dev)?;
+            dev.reboot();
+        }
+        Verdict::Reboot => {
+            say("the testboot is armed but did not happen: rebooting into it");
+            dev.reboot();
+        }
+        Verdict::Retry => {
+            if let Some(p) = dev.state.pending.as_mut() {
+                p.attempts += 1;
+                say(format!(
+                    "the testboot of {} ended without a verdict (power cut or hang): trying it once more",
+                    p.version
+                ));
+            }
+            arm(dev)?;
+            dev.reboot();
+        }
+        Verdict::RolledBack { version, reason, log } => {
+            say(format!(
+                "ROLLED BACK from {version}: {reason}; {version} will not be installed again automatically"
+            ));
+            dev.state.pending = None;
+            dev.state.block(&version, &reason);
+            dev.state.report(&version, "rolled-back", &reason, &log, now);
+            let running = dev.running;
+            dev.grubenv(|b| {
+                edge_init::grubenv::keep(b, running)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            })?;
+        }
+        Verdict::FellBack { from } => {
+            let reason = format!(
+                "slot {from} stopped booting; running slot {} ({})",
+                dev.running, dev.version
+            );
+            say(format!("FELL BACK: {reason}"));
+            dev.state.report(
+                &dev.version.to_string(),
+                "failed",
+                &reason,
+                &previous.unwrap_or_default(),
+                now,
+            );
+            let running = dev.running;
+            dev.grubenv(|b| {
+                edge_init::grubenv::keep(b, running)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            })?;
+        }
+    }
+    dev.save()
+}
+
+/// One check-in; delivered reports are forgotten.
+fn check_in(dev: &mut Device, client: &Client, state: &str) -> Result<Reply, String> {
+    let msg = CheckIn {
+        device: dev.state.device_id.clone(),
+        board: dev.board.clone(),
+        channel: dev.config.channel.clone(),
+        version: dev.version.to_string(),
+        slot: dev.running.to_string(),
+        state: state.to_owned(),
+        progress: None,
+        results: dev.state.reports.clone(),
+    };
+    let body = serde_json::to_vec(&msg).map_err(|e| e.to_string())?;
+    let r = client.request(
+        "POST",
+        &client.path_of("/v1/checkin"),
+        &[("Content-Type", "application/json".into())],
+        &body,
+    )?;
+    let status = r.status;
+    let text = r.text(1 << 20)?;
+    if status != 200 {
+        return Err(format!("check-in answered {status}: {}", text.trim()));
+    }
+    let reply: Reply = serde_json::from_str(&text).map_err(|e| format!("check-in answer: {e}"))?;
+    let ids: Vec<String> = msg.results.iter().map(|r| r.id.clone()).collect();
+    if !ids.is_empty() {
+        dev.state.delivered(&ids);
+        dev.save()?;
+    }
+    Ok(reply)
+}
+
+/// Installs from `src`; a refused or failed bundle is reported; a transient failure is an error.
+/// On success it reboots into the testboot.
+fn attempt(dev: &mut Device, src: &Source<'_>) -> Result<(), String> {
+    let now = unix_now().unwrap_or(0);
+    match install(dev, src) {
+        Ok(version) => {
+            say(format!(
+                "{version} installed in slot {}; rebooting into its testboot",
+                dev.running.other()
+            ));
+            dev.reboot();
+        }
+        Err(f) => {
+            say(&f);
+            match &f {
+                Failure::Rejected { version, reason } => {
+                    dev.state.report(version, "rejected", reason, "", now);
+                }
+                Failure::Failed { version, reason } => dev.state.report(version, "failed", reason, "", now),
+                Failure::Transient(_) => {}
+            }
+            dev.save()?;
+            Err(f.to_string())
+        }
+    }
+}
+
+fn daemon(dev: &mut Device) -> Result<(), String> {
+    let Some(client) = client(dev)? else {
+        say("no update server configured: waiting for uploads (edge-agent install FILE)");
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    };
+    let mut schedule = Schedule::new(
+        Duration::from_secs(dev.config.interval_s),
+        Duration::from_secs(dev.config.backoff_s),
+    );
+    // A first check-in soon after boot, spread a little so a fleet that rebooted together does not
+    // call at once.
+    std::thread::sleep(Duration::from_millis(u64::from(random_u32() % 2000)));
+    loop {
+        let wait = match check_in(dev, &client, "idle") {
+            Ok(reply) => {
+                let next = reply.next_checkin_s.map(Duration::from_secs);
+                match reply.update {
+                    Some(offer) => {
+                        say(format!("the server offers {}", offer.version));
+                        let src = Source::Server {
+                            client: &client,
+                            url: offer.url,
+                        };
+                        match attempt(dev, &src) {
+                            // Reported: tell the server at once.
+                            Err(_) if !dev.state.reports.is_empty() => Duration::from_secs(1),
+                            Err(_) => schedule.failure(random_u32()),
+                            Ok(()) => schedule.success(next, random_u32()),
+                        }
+                    }
+                    None => schedule.success(next, random_u32()),
+                }
+            }
+            Err(e) => {
+                let wait = schedule.failure(random_u32());
+                say(format!("check-in failed ({e}); next try in {} s", wait.as_secs()));
+                wait
+            }
+        };
+        std::thread::sleep(wait);
+    }
+}
