@@ -62,6 +62,8 @@ pub struct BuildOptions {
     pub cache_dir: PathBuf,
     /// Print progress lines on stderr.
     pub progress: bool,
+    /// OTA public key files (`edge-ota keygen`) the image's update agent trusts.
+    pub ota_keys: Vec<PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -81,6 +83,7 @@ impl Default for BuildOptions {
             target_dir,
             cache_dir: home.join(".cache/rtc-edge/debs"),
             progress: true,
+            ota_keys: Vec::new(),
         }
     }
 }
@@ -258,6 +261,7 @@ pub fn build_image(board: &Board, opts: &BuildOptions) -> Result<BuildReport, Er
     );
     let edge_init = cargo_build(opts, "edge-init", &board.target, "image/init (edge-init, PID 1)")?;
     let gatewayd = cargo_build(opts, "gatewayd", &board.target, "gateway/gatewayd")?;
+    let agent = cargo_build(opts, "edge-agent", &board.target, "ota/agent (the update agent)")?;
 
     p.step(
         3,
@@ -316,6 +320,20 @@ pub fn build_image(board: &Board, opts: &BuildOptions) -> Result<BuildReport, Er
         version: version.clone(),
         gatewayd_toml,
         init_toml,
+        agent: Some(agent),
+        board: board.name.clone(),
+        update_toml: configs::update_toml(board),
+        ota_keys: opts
+            .ota_keys
+            .iter()
+            .map(|p| {
+                let text = fs::read_to_string(p).map_err(|e| Error::io("OTA keys", p, e))?;
+                let name = p
+                    .file_name()
+                    .map_or_else(|| "key.pub".into(), |n| n.to_string_lossy().into_owned());
+                Ok((name, text))
+            })
+            .collect::<Result<_, Error>>()?,
     };
     let slot_bytes = slot::build_slot(&content, &slot_file)?;
     if slot_bytes > layout.size(Partition::SlotA) {

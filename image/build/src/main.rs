@@ -7,7 +7,7 @@ use edge_image::board::{Board, board_dir};
 use edge_image::build::{BuildOptions, build_image};
 
 const USAGE: &str = "\
-Usage: edge-image --board NAME|FILE [--out DIR] [--test-hooks] [--version V] [--quiet]
+Usage: edge-image --board NAME|FILE [--out DIR] [--test-hooks] [--version V] [--ota-key FILE]... [--quiet]
 
 Builds <out>/<board>.img (GPT: esp, slotA, slotB, data) rootless, offline apart from fetching Debian
 packages into $HOME/.cache/rtc-edge/debs. Contract: image/README.md \"Interfaces\".
@@ -17,6 +17,7 @@ Options:
   -o, --out DIR          output folder (default: $CARGO_TARGET_DIR/images)
       --test-hooks       add appl.testhooks=1 to the kernel command line (HIL images)
       --version V        image version (default: <crate version>+g<commit>[.dirty])
+      --ota-key FILE     an OTA public key (edge-ota keygen) the update agent trusts; repeatable
   -q, --quiet            no progress lines (the summary is still printed)
   -h, --help             this help
 
@@ -50,6 +51,9 @@ fn run() -> Result<(), String> {
                 let v = parser.value().map_err(|e| e.to_string())?;
                 opts.version = Some(v.into_string().map_err(|_| "--version is not UTF-8".to_owned())?);
             }
+            Long("ota-key") => opts
+                .ota_keys
+                .push(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
             Short('q') | Long("quiet") => opts.progress = false,
             Short('h') | Long("help") => {
                 println!("{USAGE}");

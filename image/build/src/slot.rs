@@ -1,8 +1,9 @@
 //! A slot: the read-only squashfs holding kernel, initramfs and rootfs (image/README.md "Slot squashfs").
 //!
 //! ```text
-//! /boot/vmlinuz  /boot/initrd.img  /usr/bin/gatewayd
-//! /etc/rtc-edge/version  /etc/rtc-edge/gatewayd.toml  /etc/rtc-edge/init.toml
+//! /boot/vmlinuz  /boot/initrd.img  /usr/bin/gatewayd  /usr/bin/edge-agent
+//! /etc/rtc-edge/version  /etc/rtc-edge/board  /etc/rtc-edge/gatewayd.toml  /etc/rtc-edge/init.toml
+//! /etc/rtc-edge/update.toml  /etc/rtc-edge/ota-keys/<id>.pub
 //! ```
 //! Built with `mksquashfs -comp xz -all-root -mkfs-time 0 -all-time 0`: the same files give the same bytes.
 
@@ -31,6 +32,14 @@ pub struct SlotContent {
     pub gatewayd_toml: String,
     /// `/etc/rtc-edge/init.toml`.
     pub init_toml: String,
+    /// The static update agent (`/usr/bin/edge-agent`), if the slot has one.
+    pub agent: Option<PathBuf>,
+    /// The board's name (`/etc/rtc-edge/board`): the agent refuses bundles for other boards.
+    pub board: String,
+    /// `/etc/rtc-edge/update.toml`: the agent's defaults (the data partition's copy wins).
+    pub update_toml: String,
+    /// The OTA public keys the agent trusts (`/etc/rtc-edge/ota-keys/<name>`): (file name, text).
+    pub ota_keys: Vec<(String, String)>,
 }
 
 impl SlotContent {
@@ -66,6 +75,23 @@ impl SlotContent {
             version: read("etc/rtc-edge/version")?.trim_end().to_owned(),
             gatewayd_toml: read("etc/rtc-edge/gatewayd.toml")?,
             init_toml: read("etc/rtc-edge/init.toml")?,
+            agent: Some(root.join("usr/bin/edge-agent")).filter(|p| p.exists()),
+            board: read("etc/rtc-edge/board")
+                .map(|b| b.trim().to_owned())
+                .unwrap_or_default(),
+            update_toml: read("etc/rtc-edge/update.toml").unwrap_or_default(),
+            ota_keys: {
+                let mut keys = Vec::new();
+                if let Ok(entries) = fs::read_dir(root.join("etc/rtc-edge/ota-keys")) {
+                    for e in entries.flatten() {
+                        let text =
+                            fs::read_to_string(e.path()).map_err(|err| Error::io(step, &e.path(), err))?;
+                        keys.push((e.file_name().to_string_lossy().into_owned(), text));
+                    }
+                }
+                keys.sort();
+                keys
+            },
         })
     }
 }
@@ -106,6 +132,31 @@ pub fn build_slot(content: &SlotContent, out: &Path) -> Result<u64, Error> {
     put("boot/vmlinuz", file(&content.kernel), 0o644)?;
     put("boot/initrd.img", file(&content.initrd), 0o644)?;
     put("usr/bin/gatewayd", file(&content.gatewayd), 0o755)?;
+    if let Some(agent) = &content.agent {
+        put("usr/bin/edge-agent", file(agent), 0o755)?;
+    }
+    put(
+        "etc/rtc-edge/board",
+        Ok(format!("{}\n", content.board).into_bytes()),
+        0o644,
+    )?;
+    put(
+        "etc/rtc-edge/update.toml",
+        Ok(content.update_toml.clone().into_bytes()),
+        0o644,
+    )?;
+    for (name, text) in &content.ota_keys {
+        if name.contains('/') || !name.ends_with(".pub") {
+            return Err(Error::Other(format!(
+                "OTA key file name {name:?}: use <name>.pub"
+            )));
+        }
+        put(
+            &format!("etc/rtc-edge/ota-keys/{name}"),
+            Ok(text.clone().into_bytes()),
+            0o644,
+        )?;
+    }
     put(
         "etc/rtc-edge/version",
         Ok(format!("{}\n", content.version).into_bytes()),

@@ -9,6 +9,7 @@ pub mod cmdline;
 pub mod config;
 pub mod dhcp;
 pub mod grubenv;
+pub mod keeper;
 pub mod lines;
 pub mod modules;
 pub mod netlink;

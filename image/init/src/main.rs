@@ -47,6 +47,8 @@ const GATEWAYD_TOML_DATA: &str = "/data/etc/rtc-edge/gatewayd.toml";
 const GATEWAYD_TOML_SLOT: &str = "/slot/etc/rtc-edge/gatewayd.toml";
 /// The boot log on the data partition.
 const BOOT_LOG: &str = "/data/log/boot.log";
+/// The update agent in the slot (started once the slot is marked good).
+const AGENT: &str = "/slot/usr/bin/edge-agent";
 
 fn main() {
     // Time zero for `boot_ms`.
@@ -323,15 +325,17 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
         probe,
         esp: boot.cmdline.esp.clone(),
         pet_error_said: false,
+        agent: edge_init::keeper::Keeper::default(),
     };
     let mut lines = lines::LineBuffer::default();
     let mut last_status: Option<String> = None;
     loop {
         shell.run_due();
-        let timeout = shell
-            .sup
-            .poll_timeout()
-            .map_or(PollTimeout::NONE, |t| poll_timeout(t.saturating_sub(sys::now())));
+        let next = match (shell.sup.poll_timeout(), shell.agent.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = next.map_or(PollTimeout::NONE, |t| poll_timeout(t.saturating_sub(sys::now())));
         // Order of the poll set: signals, notify, probe, console (each optional).
         let mut fds = Vec::with_capacity(4);
         let mut kinds = Vec::with_capacity(4);
@@ -374,7 +378,14 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
                         while let Ok(Some(info)) = s.read_signal() {
                             let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
                             match Signal::try_from(signo) {
-                                Ok(Signal::SIGTERM | Signal::SIGINT) => shell.sup.shutdown(now),
+                                Ok(Signal::SIGTERM | Signal::SIGINT) => {
+                                    if let Some(pid) = shell.agent.stop()
+                                        && let Err(e) = sys::signal(pid, edge_init::supervisor::Sig::Term)
+                                    {
+                                        say(e);
+                                    }
+                                    shell.sup.shutdown(now);
+                                }
                                 Ok(Signal::SIGCHLD) | Err(_) => {}
                                 Ok(other) => say(format!("ignoring {}", other.as_str())),
                             }
@@ -437,7 +448,13 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
         }
         // SIGCHLD or not: reaping is cheap and nothing is missed if signals coalesce.
         for (pid, status) in sys::reap() {
-            shell.sup.exited(now, pid, status);
+            match shell.agent.exited(now, pid) {
+                Some(wait) => say(format!(
+                    "{AGENT} exited ({status}), restarting in {} s",
+                    wait.as_secs()
+                )),
+                None => shell.sup.exited(now, pid, status),
+            }
         }
     }
 }
@@ -467,11 +484,25 @@ struct Shell {
     probe: Option<sys::net::ProbeSocket>,
     esp: Option<String>,
     pet_error_said: bool,
+    /// The update agent, started once the slot is marked good.
+    agent: edge_init::keeper::Keeper,
 }
 
 impl Shell {
     /// Polls the supervisor and performs its actions until nothing more is due now.
     fn run_due(&mut self) {
+        if self.agent.due(sys::now()) {
+            match sys::spawn_helper(AGENT, &[]) {
+                Ok(pid) => {
+                    say(format!("started {AGENT} (pid {pid})"));
+                    self.agent.spawned(sys::now(), pid);
+                }
+                Err(e) => {
+                    let wait = self.agent.spawn_failed(sys::now());
+                    say(format!("{e}; trying again in {} s", wait.as_secs()));
+                }
+            }
+        }
         loop {
             let now = sys::now();
             let actions = self.sup.poll(now);
@@ -513,6 +544,11 @@ impl Shell {
             }
             Action::MarkGood(slot) => {
                 let result = sys::mark_good(self.esp.as_deref(), slot);
+                // The update agent judges the boot and installs only from a system that is healthy
+                // and committed.
+                if result.is_ok() && Path::new(AGENT).exists() {
+                    self.agent.start(sys::now());
+                }
                 self.sup
                     .mark_result(sys::now(), result.map_err(|e| e.to_string()));
             }

@@ -85,6 +85,9 @@ fn run() -> Result<(), String> {
         }
     ));
     judge_boot(&mut dev)?;
+    if command.as_deref().unwrap_or("run") != "install" {
+        incoming(&mut dev);
+    }
     match command.as_deref().unwrap_or("run") {
         "run" => daemon(&mut dev),
         "once" => {
@@ -195,6 +198,55 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
     dev.save()
 }
 
+/// Installs the bundles dropped into `/data/ota/incoming/` (uploads through the web UI, air-gapped
+/// sites), oldest name first; each file is removed once judged. Reboots when one installs.
+fn incoming(dev: &mut Device) {
+    let dir = dev.ota_dir().join("incoming");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "bundle"))
+        .collect();
+    files.sort();
+    for file in files {
+        say(format!("installing the uploaded {}", file.display()));
+        // Judged once: removed before a reboot can bring it back, moved aside while it installs.
+        let taken = file.with_extension("installing");
+        if std::fs::rename(&file, &taken).is_err() {
+            continue;
+        }
+        let src = Source::File(taken.clone());
+        let now = unix_now().unwrap_or(0);
+        let result = install(dev, &src);
+        let _ = std::fs::remove_file(&taken);
+        match result {
+            Ok(version) => {
+                say(format!(
+                    "{version} installed in slot {}; rebooting into its testboot",
+                    dev.running.other()
+                ));
+                dev.reboot();
+            }
+            Err(f) => {
+                say(&f);
+                match &f {
+                    Failure::Rejected { version, reason } => {
+                        dev.state.report(version, "rejected", reason, "", now);
+                    }
+                    Failure::Failed { version, reason } => {
+                        dev.state.report(version, "failed", reason, "", now);
+                    }
+                    Failure::Transient(reason) => dev.state.report("?", "failed", reason, "", now),
+                }
+                let _ = dev.save();
+            }
+        }
+    }
+}
+
 /// One check-in; delivered reports are forgotten.
 fn check_in(dev: &mut Device, client: &Client, state: &str) -> Result<Reply, String> {
     let msg = CheckIn {
@@ -257,9 +309,10 @@ fn attempt(dev: &mut Device, src: &Source<'_>) -> Result<(), String> {
 
 fn daemon(dev: &mut Device) -> Result<(), String> {
     let Some(client) = client(dev)? else {
-        say("no update server configured: waiting for uploads (edge-agent install FILE)");
+        say("no update server configured: waiting for uploads in /data/ota/incoming");
         loop {
-            std::thread::sleep(Duration::from_secs(3600));
+            std::thread::sleep(INCOMING_POLL);
+            incoming(dev);
         }
     };
     let mut schedule = Schedule::new(
@@ -296,6 +349,16 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
                 wait
             }
         };
-        std::thread::sleep(wait);
+        // Uploads are looked at while waiting.
+        let mut left = wait;
+        while !left.is_zero() {
+            let step = left.min(INCOMING_POLL);
+            std::thread::sleep(step);
+            left -= step;
+            incoming(dev);
+        }
     }
 }
+
+/// How often the incoming folder is looked at.
+const INCOMING_POLL: Duration = Duration::from_secs(5);

@@ -393,18 +393,33 @@ pub(crate) struct Launch {
 /// and default dispositions, and PID 1 keeps SIGTERM, SIGCHLD … blocked for its signalfd (a mask that
 /// `Command` passes on, so gatewayd would never see its SIGTERM).
 pub(crate) fn spawn(l: &Launch) -> Result<i32, SysError> {
+    let path = l.path.to_string_lossy();
+    let mut env = vec![
+        "PATH=/slot/usr/bin:/usr/bin:/bin".to_owned(),
+        format!("NOTIFY_SOCKET={}", l.notify_socket),
+    ];
+    if l.watchdog_usec > 0 {
+        env.push(format!("WATCHDOG_USEC={}", l.watchdog_usec));
+    }
+    spawn_clean(&path, &["--config", &l.config], &env)
+}
+
+/// Starts a helper (the update agent) the same way: clean signal state, stdin from /dev/null,
+/// stdout and stderr on the console. Returns its pid.
+pub(crate) fn spawn_helper(path: &str, args: &[&str]) -> Result<i32, SysError> {
+    spawn_clean(path, args, &["PATH=/slot/usr/bin:/usr/bin:/bin".to_owned()])
+}
+
+fn spawn_clean(path: &str, args: &[&str], env: &[String]) -> Result<i32, SysError> {
     use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
     let cstr =
         |s: &str| CString::new(s).map_err(|_| SysError::Unusable(format!("{s:?} contains a NUL byte")));
-    let path = cstr(&l.path.to_string_lossy())?;
-    let args = [path.clone(), cstr("--config")?, cstr(&l.config)?];
-    let mut env = vec![
-        cstr("PATH=/slot/usr/bin:/usr/bin:/bin")?,
-        cstr(&format!("NOTIFY_SOCKET={}", l.notify_socket))?,
-    ];
-    if l.watchdog_usec > 0 {
-        env.push(cstr(&format!("WATCHDOG_USEC={}", l.watchdog_usec))?);
+    let cpath = cstr(path)?;
+    let mut argv = vec![cpath.clone()];
+    for a in args {
+        argv.push(cstr(a)?);
     }
+    let env = env.iter().map(|e| cstr(e)).collect::<Result<Vec<_>, _>>()?;
     let mut attr = PosixSpawnAttr::init().ctx(format_args!("posix_spawnattr_init"))?;
     attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF)
         .ctx(format_args!("posix_spawnattr_setflags"))?;
@@ -421,9 +436,9 @@ pub(crate) fn spawn(l: &Launch) -> Result<i32, SysError> {
             nix::sys::stat::Mode::empty(),
         )
         .ctx(format_args!("posix_spawn_file_actions_addopen"))?;
-    nix::spawn::posix_spawn(path.as_c_str(), &actions, &attr, &args, &env)
+    nix::spawn::posix_spawn(cpath.as_c_str(), &actions, &attr, &argv, &env)
         .map(Pid::as_raw)
-        .ctx(format_args!("posix_spawn {}", l.path.display()))
+        .ctx(format_args!("posix_spawn {path}"))
 }
 
 // ---------------------------------------------------------------------------------------------------
