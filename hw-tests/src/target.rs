@@ -52,7 +52,17 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TargetError {
 }
 
 /// The argument list for one boot (pure: tested below).
-pub fn qemu_args(spec: &QemuSpec, disk: &Path, vars: &Path, sip_udp: u16, sip_tcp: u16) -> Vec<String> {
+///
+/// `guestfwd` adds `guestfwd=<it>` to the fenced network: a service on the host the guest may reach
+/// (the update server, through a relay command), nothing else.
+pub fn qemu_args(
+    spec: &QemuSpec,
+    disk: &Path,
+    vars: &Path,
+    sip_udp: u16,
+    sip_tcp: u16,
+    guestfwd: Option<&str>,
+) -> Vec<String> {
     let mut a: Vec<String> = spec.machine.clone();
     a.extend(
         [
@@ -80,7 +90,8 @@ pub fn qemu_args(spec: &QemuSpec, disk: &Path, vars: &Path, sip_udp: u16, sip_tc
             // The guest reaches nothing but what is forwarded to it (restrict=on): no route out.
             "-netdev",
             &format!(
-                "user,id=net0,restrict=on,hostfwd=udp:127.0.0.1:{sip_udp}-:5060,hostfwd=tcp:127.0.0.1:{sip_tcp}-:5060"
+                "user,id=net0,restrict=on,hostfwd=udp:127.0.0.1:{sip_udp}-:5060,hostfwd=tcp:127.0.0.1:{sip_tcp}-:5060{}",
+                guestfwd.map(|g| format!(",guestfwd={}", g.replace(',', ",,"))).unwrap_or_default()
             ),
             "-device",
             "virtio-net-pci,netdev=net0",
@@ -126,10 +137,29 @@ impl Qemu {
         std::fs::copy(image, &disk).map_err(io(format!("copying {}", image.display())))?;
         std::fs::copy(&spec.firmware_vars, &vars)
             .map_err(io(format!("copying {}", spec.firmware_vars.display())))?;
+        Self::boot_disk(spec, &disk, &vars, work, None)
+    }
+
+    /// Boots `disk` itself (no copy: what the previous boot left, as after a power cut) with the
+    /// firmware variables `vars` (copied from the template when missing); console and QEMU logs go
+    /// to `work`.
+    pub fn boot_disk(
+        spec: &QemuSpec,
+        disk: &Path,
+        vars: &Path,
+        work: &Path,
+        guestfwd: Option<&str>,
+    ) -> Result<Self, TargetError> {
+        std::fs::create_dir_all(work).map_err(io(format!("creating {}", work.display())))?;
+        if !vars.exists() {
+            std::fs::copy(&spec.firmware_vars, vars)
+                .map_err(io(format!("copying {}", spec.firmware_vars.display())))?;
+        }
+        let disk = disk.to_owned();
         let (udp, tcp) = (free_port(false)?, free_port(true)?);
         let started = clock();
         let mut child = Command::new(&spec.binary)
-            .args(qemu_args(spec, &disk, &vars, udp, tcp))
+            .args(qemu_args(spec, &disk, vars, udp, tcp, guestfwd))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -310,11 +340,13 @@ mod tests {
             Path::new("/w/vars.fd"),
             15060,
             15061,
+            Some("tcp:10.0.2.100:8443-cmd:edge-hil relay 127.0.0.1:4443"),
         )
         .join(" ");
         assert!(a.starts_with("-M virt -cpu cortex-a57 -accel tcg -m 512"), "{a}");
         assert!(a.contains(
-            "user,id=net0,restrict=on,hostfwd=udp:127.0.0.1:15060-:5060,hostfwd=tcp:127.0.0.1:15061-:5060"
+            "user,id=net0,restrict=on,hostfwd=udp:127.0.0.1:15060-:5060,hostfwd=tcp:127.0.0.1:15061-:5060,\
+             guestfwd=tcp:10.0.2.100:8443-cmd:edge-hil relay 127.0.0.1:4443 "
         ));
         assert!(a.contains("-device i6300esb -action watchdog=reset"));
         assert!(

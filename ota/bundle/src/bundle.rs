@@ -149,6 +149,38 @@ impl Header {
     }
 }
 
+/// Writes a whole bundle to `out`: the header signed by `key`, then the payload streamed from
+/// `payload` and checked against the manifest on the way (a payload that changed since it was hashed
+/// fails). `progress` gets the payload bytes written so far after each chunk.
+pub fn write(
+    manifest: &Manifest,
+    key: &SigningKey,
+    endorsements: &[Endorsement],
+    payload: &mut impl std::io::Read,
+    out: &mut impl std::io::Write,
+    mut progress: impl FnMut(u64),
+) -> Result<(), String> {
+    out.write_all(&Header::sign(manifest, key, endorsements))
+        .map_err(|e| e.to_string())?;
+    let mut check = crate::PayloadCheck::new(manifest);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match payload.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("reading the payload: {e}")),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        check.update(chunk).map_err(|e| e.to_string())?;
+        out.write_all(chunk).map_err(|e| e.to_string())?;
+        progress(check.seen());
+    }
+    check
+        .finish()
+        .map_err(|e| format!("the payload changed while it was bundled: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +225,11 @@ mod tests {
         let mut huge = MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(Header::parse(&huge), Err(HeaderError::TooLarge(_))));
+        // `write` gives the same bytes, and refuses a payload that is not the signed one.
+        let mut out = Vec::new();
+        write(&m, &key, &[], &mut &b"abc"[..], &mut out, |_| {}).unwrap();
+        assert_eq!(Header::parse(&out).unwrap().verify(&ring), Ok(key.public().id()));
+        assert!(out.ends_with(b"abc"));
+        assert!(write(&m, &key, &[], &mut &b"abd"[..], &mut Vec::new(), |_| {}).is_err());
     }
 }

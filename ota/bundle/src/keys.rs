@@ -345,8 +345,14 @@ mod tests {
         );
         let e1 = old.endorse(&new.public());
         assert!(
-            ring.verify(&new.public(), MANIFEST_CONTEXT, msg, &sig(&new), std::slice::from_ref(&e1))
-                .is_ok()
+            ring.verify(
+                &new.public(),
+                MANIFEST_CONTEXT,
+                msg,
+                &sig(&new),
+                std::slice::from_ref(&e1)
+            )
+            .is_ok()
         );
         let e2 = new.endorse(&newer.public());
         assert!(

@@ -221,13 +221,8 @@ impl<'a> Progress<'a> {
     }
 }
 
-/// Streams `len` bytes from `from` into `check` (and `to`), with progress.
-fn stream(
-    from: &mut impl Read,
-    mut to: Option<&mut dyn Write>,
-    check: &mut PayloadCheck,
-    what: &str,
-) -> Result<(), String> {
+/// Streams the rest of `from` into `check`, with progress.
+fn stream(from: &mut impl Read, check: &mut PayloadCheck, what: &str) -> Result<(), String> {
     let mut buf = vec![0u8; 1 << 16];
     let mut progress = Progress::new(what, check.remaining());
     loop {
@@ -239,9 +234,6 @@ fn stream(
         };
         let chunk = buf.get(..n).unwrap_or_default();
         check.update(chunk).map_err(|e| e.to_string())?;
-        if let Some(to) = to.as_mut() {
-            to.write_all(chunk).map_err(|e| format!("{what}: {e}"))?;
-        }
         progress.at(check.seen());
     }
 }
@@ -276,18 +268,15 @@ fn bundle(o: &Opts) -> Result<(), String> {
     };
     // The manifest must read back as a device will read it (board name rules and all).
     Manifest::parse(manifest.to_toml().as_bytes()).map_err(|e| e.to_string())?;
-    let header = Header::sign(&manifest, &key, &endorsements);
     let tmp = out.with_extension("bundle.part");
     let result = (|| {
         let mut file = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        file.write_all(&header)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
         let mut src = File::open(payload).map_err(|e| format!("{}: {e}", payload.display()))?;
-        let mut check = PayloadCheck::new(&manifest);
-        stream(&mut src, Some(&mut file), &mut check, "writing the bundle")?;
-        check
-            .finish()
-            .map_err(|e| format!("{} changed while it was bundled: {e}", payload.display()))?;
+        let mut progress = Progress::new("writing the bundle", manifest.payload_size);
+        edge_ota::bundle::write(&manifest, &key, &endorsements, &mut src, &mut file, |d| {
+            progress.at(d);
+        })
+        .map_err(|e| format!("{}: {e}", payload.display()))?;
         file.sync_all().map_err(|e| format!("{}: {e}", tmp.display()))?;
         std::fs::rename(&tmp, out).map_err(|e| format!("{}: {e}", out.display()))
     })();
@@ -367,7 +356,7 @@ fn verify(o: &Opts) -> Result<(), String> {
         println!("policy: a {board} device on {running} accepts it");
     }
     let mut check = PayloadCheck::new(&header.manifest);
-    stream(&mut file, None, &mut check, "checking the payload")?;
+    stream(&mut file, &mut check, "checking the payload")?;
     check.finish().map_err(|e| e.to_string())?;
     println!("payload: good ({} bytes)", header.manifest.payload_size);
     Ok(())
