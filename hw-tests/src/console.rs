@@ -160,6 +160,16 @@ impl Console {
         }
     }
 
+    /// The last line seen so far that contains `pattern`.
+    pub fn last_line(&self, pattern: &str) -> Option<String> {
+        let log = self.log.0.lock().expect("console log lock poisoned");
+        log.lines
+            .iter()
+            .rev()
+            .find(|(_, l)| l.contains(pattern))
+            .map(|(_, l)| l.clone())
+    }
+
     /// Types a line on the console (the guest reads it from /dev/console).
     pub fn send_line(&self, line: &str) -> Result<(), ConsoleError> {
         let mut w = self.writer.lock().expect("console writer lock poisoned");

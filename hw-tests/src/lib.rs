@@ -8,6 +8,7 @@
 //! makes and edits images) or anything outside 127.0.0.1 (QEMU targets) / the board's own address.
 
 pub mod console;
+pub mod ota;
 pub mod scenarios;
 pub mod sip;
 pub mod target;

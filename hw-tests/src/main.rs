@@ -3,7 +3,13 @@
 //! ```text
 //! edge-hil qemu   --board board-config/qemu-x86_64.toml --image <board>.img [--out DIR] [--only 1,2,3,4]
 //! edge-hil serial --board board-config/rpi4.toml [--out DIR] [--only 1,2,3]
+//! edge-hil ota    --board board-config/qemu-x86_64.toml --image <board>.img --ota-key VENDOR.key
+//!                 [--cuts N] [--server-bin PATH]
+//! edge-hil relay  HOST:PORT      (used by QEMU's guestfwd: stdin/stdout <-> a TCP connection)
 //! ```
+//! `ota` runs the OTA scenarios against a real update server (`edge-update-server`, next to this
+//! binary unless `--server-bin`), with bundles signed by `--ota-key` (the image must trust its public
+//! half: `edge-image --ota-key VENDOR.pub`) and `--cuts` power cuts (default 5).
 //! `qemu` boots the image (a copy of it per boot) under TCG; `serial` uses a real board already
 //! flashed and powered, through its serial device and address from the board file (scenario 4 needs to
 //! rewrite the disk, so it is QEMU-only). Prints each scenario's verdict and timings, the image size and
@@ -30,6 +36,9 @@ struct Args {
     image: Option<PathBuf>,
     out: PathBuf,
     only: Vec<u8>,
+    ota_key: Option<PathBuf>,
+    server_bin: Option<PathBuf>,
+    cuts: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -37,16 +46,20 @@ fn parse_args() -> Result<Args, String> {
     let mode = it
         .next()
         .ok_or("usage: edge-hil qemu|serial --board FILE [--image IMG] [--out DIR] [--only 1,2]")?;
-    if mode != "qemu" && mode != "serial" {
-        return Err(format!("unknown mode {mode:?}: qemu or serial"));
+    if !["qemu", "serial", "ota"].contains(&mode.as_str()) {
+        return Err(format!("unknown mode {mode:?}: qemu, serial, ota or relay"));
     }
     let (mut board, mut image, mut out, mut only) = (None, None, None, Vec::new());
+    let (mut ota_key, mut server_bin, mut cuts) = (None, None, 5);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
             "--board" => board = Some(PathBuf::from(value()?)),
             "--image" => image = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--ota-key" => ota_key = Some(PathBuf::from(value()?)),
+            "--server-bin" => server_bin = Some(PathBuf::from(value()?)),
+            "--cuts" => cuts = value()?.parse().map_err(|_| "--cuts: not a number".to_owned())?,
             "--only" => {
                 only = value()?
                     .split(',')
@@ -72,6 +85,9 @@ fn parse_args() -> Result<Args, String> {
         image,
         out,
         only,
+        ota_key,
+        server_bin,
+        cuts,
     })
 }
 
@@ -82,7 +98,33 @@ struct Outcome {
     result: Result<String, String>,
 }
 
+/// Copies stdin to a TCP connection to `addr` and the connection to stdout (QEMU's `guestfwd=...-cmd:`
+/// runs one per guest connection).
+#[allow(
+    clippy::disallowed_types,
+    reason = "the relay is a real connection to the host's server"
+)]
+fn relay(addr: &str) -> ExitCode {
+    let Ok(conn) = std::net::TcpStream::connect(addr) else {
+        return ExitCode::FAILURE;
+    };
+    let Ok(mut up) = conn.try_clone() else {
+        return ExitCode::FAILURE;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
+        let _ = up.shutdown(std::net::Shutdown::Write);
+    });
+    let mut down = conn;
+    let _ = std::io::copy(&mut down, &mut std::io::stdout().lock());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("relay") {
+        return relay(argv.get(2).map_or("", String::as_str));
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -122,6 +164,27 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "ota" => {
+            let (Some(image), Some(key)) = (args.image.as_deref(), args.ota_key.as_deref()) else {
+                eprintln!("edge-hil: ota needs --image <board>.img and --ota-key VENDOR.key");
+                return ExitCode::from(2);
+            };
+            let me = std::env::current_exe().unwrap_or_default();
+            let server = args
+                .server_bin
+                .clone()
+                .unwrap_or_else(|| me.with_file_name("edge-update-server"));
+            match qemu_spec(&board) {
+                Ok(spec) => edge_hil::ota::run(&spec, image, key, &server, &me, &out, args.cuts)
+                    .into_iter()
+                    .map(|(n, title, result)| Outcome { n, title, result })
+                    .collect(),
+                Err(e) => {
+                    eprintln!("edge-hil: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         _ => run_serial(&board, &out, &wanted),
     };
     let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
@@ -133,7 +196,8 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "hil {}: {} passed, {failed} failed",
+        "{} {}: {} passed, {failed} failed",
+        if args.mode == "ota" { "ota" } else { "hil" },
         board.name,
         outcomes.len() - failed
     );
@@ -292,29 +356,13 @@ fn prepare_bad_slot_b(image: &Path, work: &Path) -> Result<PathBuf, String> {
     // A listener on port 70000: gatewayd refuses the file and exits at every start.
     content.gatewayd_toml =
         "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0\"\nport = 70000\n".into();
-    content.init_toml = shorter_ready_timeout(&content.init_toml, 15);
+    content.init_toml = scenarios::shorter_ready_timeout(&content.init_toml, 15);
     let squashfs = work.join("slotB.squashfs");
     edge_image::build_slot(&content, &squashfs).map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&squashfs).map_err(|e| format!("{}: {e}", squashfs.display()))?;
     edge_image::write_partition(&disk, Partition::SlotB, &bytes).map_err(|e| e.to_string())?;
     edge_image::set_grubenv(&disk, &[("boot_order", "B A"), ("B_left", "1")]).map_err(|e| e.to_string())?;
     Ok(disk)
-}
-
-/// `init.toml` with `ready_timeout_s` replaced (the fallback scenario need not wait the board's full time).
-fn shorter_ready_timeout(init_toml: &str, seconds: u32) -> String {
-    init_toml
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("ready_timeout_s") {
-                format!("ready_timeout_s = {seconds}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
 }
 
 fn run_serial(board: &Board, out: &Path, wanted: &dyn Fn(u8) -> bool) -> Vec<Outcome> {
@@ -364,7 +412,7 @@ mod tests {
     fn only_the_ready_timeout_changes() {
         let t = "[watchdog]\ndevice = \"/dev/watchdog\"\n[gatewayd]\nready_timeout_s = 30\nsip_probe_port = 5060\n";
         assert_eq!(
-            shorter_ready_timeout(t, 15),
+            scenarios::shorter_ready_timeout(t, 15),
             "[watchdog]\ndevice = \"/dev/watchdog\"\n[gatewayd]\nready_timeout_s = 15\nsip_probe_port = 5060\n"
         );
     }

@@ -176,3 +176,19 @@ fn ready_after(console: &Console, from: &std::time::Instant, ready: &Ready) -> D
 fn console_start() -> Mark {
     crate::console::START
 }
+
+/// `init.toml` with `ready_timeout_s` replaced (the fallback scenario need not wait the board's full time).
+pub fn shorter_ready_timeout(init_toml: &str, seconds: u32) -> String {
+    init_toml
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("ready_timeout_s") {
+                format!("ready_timeout_s = {seconds}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}

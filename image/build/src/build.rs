@@ -818,6 +818,61 @@ fn make_data(board: &Board, img: &Path, epoch: u64) -> Result<(), Error> {
     }
 }
 
+/// Puts host files into the data partition of the disk image `image` (for tests and provisioning: the
+/// site's `update.toml` and CA, an uploaded bundle): `files` are (path on the partition, host file);
+/// missing folders are made. The partition is edited with `debugfs` outside the image, then written back.
+pub fn put_data_files(image: &Path, files: &[(&str, &Path)], work: &Path) -> Result<(), Error> {
+    let step = "data partition files (debugfs)";
+    fs::create_dir_all(work).map_err(|e| Error::io(step, work, e))?;
+    let img = work.join("data.edit.img");
+    fs::write(&img, disk::read_partition(image, Partition::Data)?).map_err(|e| Error::io(step, &img, e))?;
+    let mut script = String::new();
+    let mut made: Vec<String> = Vec::new();
+    for (dest, src) in files {
+        let dest = dest.trim_start_matches('/');
+        let (dir, name) = dest.rsplit_once('/').unwrap_or(("", dest));
+        let mut at = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            at = if at.is_empty() {
+                part.to_owned()
+            } else {
+                format!("{at}/{part}")
+            };
+            if !made.contains(&at) {
+                // An existing folder makes debugfs complain "File exists": filtered below.
+                script.push_str(&format!("mkdir /{at}\n"));
+                made.push(at.clone());
+            }
+        }
+        script.push_str(&format!(
+            "rm /{dest}\ncd /{dir}\nwrite {} {name}\ncd /\n",
+            src.display()
+        ));
+    }
+    let out = tools::run_with_input(
+        step,
+        tools::cmd("debugfs").args(["-w", "-f", "-"]).arg(&img),
+        Some(script.as_bytes()),
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("debugfs ")
+                && !l.contains("File exists")
+                && !l.contains("directory already exists")
+                && !l.contains("File not found by ext2_lookup")
+        })
+        .collect();
+    if !complaints.is_empty() {
+        return Err(Error::Other(format!("{step}: {}", complaints.join("; "))));
+    }
+    let bytes = fs::read(&img).map_err(|e| Error::io(step, &img, e))?;
+    let _ = fs::remove_file(&img);
+    disk::write_partition(image, Partition::Data, &bytes)
+}
+
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
     if src.is_dir() {
         fs::create_dir_all(dst).map_err(|e| Error::io("copy", dst, e))?;

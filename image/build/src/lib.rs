@@ -36,7 +36,7 @@ mod tools;
 use std::path::{Path, PathBuf};
 
 pub use board::{Board, BoardError};
-pub use build::{BuildOptions, BuildReport, build_image};
+pub use build::{BuildOptions, BuildReport, build_image, put_data_files};
 pub use disk::{Partition, read_partition, write_partition};
 pub use grubenv::{GrubEnv, read_grubenv, set_grubenv};
 pub use slot::{SlotContent, build_slot};
