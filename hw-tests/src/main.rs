@@ -115,8 +115,14 @@ fn relay(addr: &str) -> ExitCode {
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut up);
         let _ = up.shutdown(std::net::Shutdown::Write);
     });
+    // Standard output unbuffered (Rust's is line-buffered: TLS records would wait for a newline):
+    // the same descriptor, duplicated into a File.
+    use std::os::fd::AsFd;
+    let Ok(out) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return ExitCode::FAILURE;
+    };
     let mut down = conn;
-    let _ = std::io::copy(&mut down, &mut std::io::stdout().lock());
+    let _ = std::io::copy(&mut down, &mut std::fs::File::from(out));
     ExitCode::SUCCESS
 }
 

@@ -173,6 +173,29 @@ impl Server {
     }
 }
 
+/// Where an agent line puts the install: downloading P % → P, writing P % → 100 + P, past the write
+/// → 200, anything before the download → 0.
+fn progress_position(line: &str) -> u32 {
+    let pct = |l: &str| {
+        l.rsplit_once(": ")
+            .and_then(|(_, p)| p.split('%').next())
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    if line.contains("edge-agent: downloading") {
+        pct(line)
+    } else if line.contains("edge-agent: writing") {
+        100 + pct(line)
+    } else if ["written to slot", "testboot", "installed in slot", "rebooting"]
+        .iter()
+        .any(|m| line.contains(m))
+    {
+        200
+    } else {
+        0
+    }
+}
+
 /// Results of `device` in its fleet record.
 fn results(d: &serde_json::Value) -> Vec<(String, String, String)> {
     d["results"]
@@ -423,19 +446,40 @@ fn run_inner(
                 .console
                 .wait_for("edge-agent: ", crate::console::START, Duration::from_secs(120))
                 .map_err(|e| format!("cut {i}: the agent never spoke: {e}"))?;
-            // Somewhere between the agent's start and the end of the write.
-            q.console
-                .wait_for("edge-agent: downloading", seen.next, Duration::from_secs(60))
-                .map_err(|e| format!("cut {i}: no download started: {e}"))?;
-            let mut r = [0u8; 2];
+            // A random point of the download (0-100) or the slot write (100-200), read off the agent's
+            // progress lines, plus up to 250 ms.
+            let mut r = [0u8; 4];
             let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
-            let delay = Duration::from_millis(u64::from(u16::from_le_bytes(r)) % 8000);
+            // The first half of the cuts in the download (each resumes the previous one's staged
+            // bytes), the rest in the slot write.
+            let target = u32::from(r[0]) * 100 / 256 + if i < cuts.div_ceil(2) { 0 } else { 100 };
+            let delay = Duration::from_millis(u64::from(u16::from_le_bytes([r[1], r[2]])) % 250);
+            let deadline = Instant::now() + Duration::from_secs(180);
+            loop {
+                let pos = q
+                    .console
+                    .last_line("edge-agent: ")
+                    .map_or(0, |l| progress_position(&l));
+                if pos >= target {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("cut {i}: the install never reached {target} (of 200)"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             std::thread::sleep(delay);
             let phase = q.console.last_line("edge-agent: ").unwrap_or_default();
             q.stop();
             let phase = phase.split("edge-agent: ").nth(1).unwrap_or(&phase).to_owned();
-            println!("  power cut {} at +{:.1} s: {phase}", i + 1, delay.as_secs_f64());
-            phases.push(phase);
+            println!(
+                "  power cut {} (aimed at {target}/200, +{} ms): {phase}",
+                i + 1,
+                delay.as_millis()
+            );
+            // Cut before the testboot was armed: the device must come back on N (slot A).
+            let slot = if seen.line.contains(" slot A ") { "A" } else { "B" };
+            phases.push(format!("slot {slot}: {phase}"));
         }
         Ok(format!(
             "{cuts} cuts; last lines before each: {}",

@@ -13,7 +13,8 @@ use crate::state::Pending;
 /// Testboots of one version before it is blocked when no boot gave a verdict (power cut, hang).
 pub const MAX_ATTEMPTS: u32 = 2;
 
-/// Lines PID 1 writes when a slot fails its health check (image/README.md, "Console lines").
+/// Lines PID 1 writes when a slot fails its health check (image/README.md, "Console lines"), the
+/// verdicts before their causes.
 const HEALTH_FAILURES: [&str; 3] = ["not ready after", "missed its watchdog", "gatewayd exited"];
 
 /// What to do about this boot.
@@ -77,10 +78,13 @@ pub fn judge(running: Slot, ab: AbState, pending: Option<&Pending>, previous_boo
     }
     // The testboot happened and did not mark itself good. Its log section names its slot.
     let testboot_log = previous_boot.filter(|s| s.contains(&format!("slot {slot} root ")));
+    // PID 1's verdict first ("not ready after …"), then what led to it.
     let failure = testboot_log.and_then(|s| {
-        s.lines()
-            .find(|l| HEALTH_FAILURES.iter().any(|f| l.contains(f)))
-            .map(|l| l.split("edge-init: ").nth(1).unwrap_or(l).trim().to_owned())
+        HEALTH_FAILURES.iter().find_map(|f| {
+            s.lines()
+                .find(|l| l.contains(f))
+                .map(|l| l.split("edge-init: ").nth(1).unwrap_or(l).trim().to_owned())
+        })
     });
     let log = testboot_log.map(tail).unwrap_or_default();
     match failure {
@@ -153,6 +157,7 @@ mod tests {
         assert_eq!(judge(Slot::A, TESTBOOT_B, Some(&p), None), Verdict::Reboot);
 
         let failed = "[ 0.1] edge-init: slot B root /dev/vda3 data /dev/vda4 esp /dev/vda1\n\
+                      [ 5.0] edge-init: gatewayd exited (status 2), restarting in 250 ms\n\
                       [30.0] edge-init: not ready after 30 s, letting the watchdog reset the board\n";
         match judge(Slot::A, AFTER_B, Some(&p), Some(failed)) {
             Verdict::RolledBack { version, reason, log } => {
