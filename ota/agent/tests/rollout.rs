@@ -5,7 +5,8 @@
 #![allow(
     clippy::disallowed_types,
     clippy::disallowed_methods,
-    reason = "a test of processes over real sockets"
+    clippy::unwrap_used,
+    reason = "a test of processes over real sockets; a failed unwrap is a failed test"
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -206,7 +207,7 @@ fn half_the_fleet_updates_exactly_as_the_rule_selects() {
     let key = edge_ota::SigningKey::generate().unwrap();
     let mut payload = vec![0u8; 300 * 1024];
     for (i, b) in payload.iter_mut().enumerate() {
-        *b = (i * 7 % 251) as u8;
+        *b = u8::try_from(i * 7 % 251).unwrap();
     }
     let version = "1.1.0";
     let manifest = edge_ota::Manifest {
