@@ -198,6 +198,7 @@ fn stage(dev: &Device, src: &Source<'_>, h: &Header) -> Result<PathBuf, Failure>
         have = 0;
         check = PayloadCheck::new(&h.manifest);
     }
+    let started_with = have;
     if have > 0 {
         say(format!(
             "resuming {version}: {have} of {size} bytes are staged already"
@@ -286,8 +287,16 @@ fn stage(dev: &Device, src: &Source<'_>, h: &Header) -> Result<PathBuf, Failure>
             )));
         }
     }
+    let resumed = started_with > 0;
     if let Err(e) = check.finish() {
         let _ = std::fs::remove_file(&path);
+        // Bytes staged before a power cut may not have survived it: that is not the bundle's fault.
+        // Start over; a fresh download that does not match is refused.
+        if resumed {
+            return Err(Failure::Transient(format!(
+                "{version}: the staged bytes from before did not survive ({e}); downloading again"
+            )));
+        }
         return Err(rejected(&version, e));
     }
     Ok(path)
