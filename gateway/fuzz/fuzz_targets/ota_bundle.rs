@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = check.finish();
         let _ = h.bundle_len();
     }
-    let _ = serde_json::from_slice::<edge_agent::wire::Reply>(data);
+    let _ = serde_json::from_slice::<edge_ota::wire::CheckinResponse>(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = edge_agent::state::State::parse(text);
     }

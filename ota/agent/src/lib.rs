@@ -2,8 +2,9 @@
 //!
 //! Owns: the agent's settings ([`config`]), what it remembers across reboots and power cuts
 //! ([`state`]: the pending testboot, versions that failed here, results not yet delivered, the device
-//! id), when to check in ([`schedule`]: interval, backoff, jitter), what a boot means for a pending
-//! update ([`boot`]: committed, retried, rolled back), and the check-in messages ([`wire`]).
+//! id), when to check in ([`schedule`]: interval, backoff, jitter), and what a boot means for a pending
+//! update ([`boot`]: committed, retried, rolled back). The check-in messages are `edge_ota::wire`,
+//! shared with the server.
 //!
 //! **Never touches**: files, sockets, block devices, the clock or grubenv: those are the shell's
 //! (`sys`), and the bootloader's A/B variables are edited through `edge_init::grubenv` only.
@@ -16,4 +17,3 @@ pub mod boot;
 pub mod config;
 pub mod schedule;
 pub mod state;
-pub mod wire;

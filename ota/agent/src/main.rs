@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use edge_agent::boot::{Verdict, judge};
 use edge_agent::schedule::Schedule;
-use edge_agent::wire::{CheckIn, Reply};
+use edge_ota::wire::{CheckinRequest, CheckinResponse, Outcome};
 
 use sys::http::Client;
 use sys::install::{Failure, Source, arm, install};
@@ -94,20 +94,18 @@ fn run() -> Result<(), String> {
             let client = client(&dev)?.ok_or("no server configured")?;
             let reply = check_in(&mut dev, &client, "idle")?;
             if let Some(offer) = reply.update {
-                attempt(
-                    &mut dev,
-                    &Source::Server {
-                        client: &client,
-                        url: offer.url,
-                    },
-                )?;
+                let src = Source::Server {
+                    client: &client,
+                    url: offer.url,
+                };
+                attempt(&mut dev, &src, false)?;
                 check_in(&mut dev, &client, "idle")?;
             }
             Ok(())
         }
         "install" => {
             let file = file.ok_or("install needs a bundle FILE")?;
-            let result = attempt(&mut dev, &Source::File(file));
+            let result = attempt(&mut dev, &Source::File(file), true);
             if let Ok(Some(c)) = client(&dev) {
                 let _ = check_in(&mut dev, &c, "idle");
             }
@@ -138,7 +136,7 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
                 dev.running
             ));
             dev.state.pending = None;
-            dev.state.report(&version, "installed", "", "", now);
+            dev.state.report(&version, Outcome::Installed, "", "", now);
         }
         Verdict::Arm => {
             say("the installed slot was never armed (power cut?): arming its testboot");
@@ -166,7 +164,8 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
             ));
             dev.state.pending = None;
             dev.state.block(&version, &reason);
-            dev.state.report(&version, "rolled-back", &reason, &log, now);
+            dev.state
+                .report(&version, Outcome::RolledBack, &reason, &log, now);
             let running = dev.running;
             dev.grubenv(|b| {
                 edge_init::grubenv::keep(b, running)
@@ -182,7 +181,7 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
             say(format!("FELL BACK: {reason}"));
             dev.state.report(
                 &dev.version.to_string(),
-                "failed",
+                Outcome::Failed,
                 &reason,
                 &previous.unwrap_or_default(),
                 now,
@@ -205,9 +204,16 @@ fn incoming(dev: &mut Device) {
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
+    let paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    // One that was installing when the device rebooted (into its testboot, or a power cut) is done.
+    for p in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "installing"))
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    let mut files: Vec<PathBuf> = paths
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "bundle"))
         .collect();
     files.sort();
@@ -218,38 +224,15 @@ fn incoming(dev: &mut Device) {
         if std::fs::rename(&file, &taken).is_err() {
             continue;
         }
-        let src = Source::File(taken.clone());
-        let now = unix_now().unwrap_or(0);
-        let result = install(dev, &src);
+        // A bundle is judged once: an upload that fails is not retried.
+        let _ = attempt(dev, &Source::File(taken.clone()), true);
         let _ = std::fs::remove_file(&taken);
-        match result {
-            Ok(version) => {
-                say(format!(
-                    "{version} installed in slot {}; rebooting into its testboot",
-                    dev.running.other()
-                ));
-                dev.reboot();
-            }
-            Err(f) => {
-                say(&f);
-                match &f {
-                    Failure::Rejected { version, reason } => {
-                        dev.state.report(version, "rejected", reason, "", now);
-                    }
-                    Failure::Failed { version, reason } => {
-                        dev.state.report(version, "failed", reason, "", now);
-                    }
-                    Failure::Transient(reason) => dev.state.report("?", "failed", reason, "", now),
-                }
-                let _ = dev.save();
-            }
-        }
     }
 }
 
 /// One check-in; delivered reports are forgotten.
-fn check_in(dev: &mut Device, client: &Client, state: &str) -> Result<Reply, String> {
-    let msg = CheckIn {
+fn check_in(dev: &mut Device, client: &Client, state: &str) -> Result<CheckinResponse, String> {
+    let msg = CheckinRequest {
         device: dev.state.device_id.clone(),
         board: dev.board.clone(),
         channel: dev.config.channel.clone(),
@@ -271,7 +254,7 @@ fn check_in(dev: &mut Device, client: &Client, state: &str) -> Result<Reply, Str
     if status != 200 {
         return Err(format!("check-in answered {status}: {}", text.trim()));
     }
-    let reply: Reply = serde_json::from_str(&text).map_err(|e| format!("check-in answer: {e}"))?;
+    let reply: CheckinResponse = serde_json::from_str(&text).map_err(|e| format!("check-in answer: {e}"))?;
     let ids: Vec<String> = msg.results.iter().map(|r| r.id.clone()).collect();
     if !ids.is_empty() {
         dev.state.delivered(&ids);
@@ -280,11 +263,11 @@ fn check_in(dev: &mut Device, client: &Client, state: &str) -> Result<Reply, Str
     Ok(reply)
 }
 
-/// Installs from `src`; a refused or failed bundle is reported; a transient failure is an error.
-/// On success it reboots into the testboot.
-fn attempt(dev: &mut Device, src: &Source<'_>) -> Result<(), String> {
+/// Installs from `src` and reboots into its testboot. A refused or failed bundle is reported (a
+/// transient failure too when `report_transient`); the failure comes back as an error.
+fn attempt(dev: &mut Device, src: &Source<'_>, report_transient: bool) -> Result<(), String> {
     let now = unix_now().unwrap_or(0);
-    match install(dev, src) {
+    let failure = match install(dev, src) {
         Ok(version) => {
             say(format!(
                 "{version} installed in slot {}; rebooting into its testboot",
@@ -292,19 +275,21 @@ fn attempt(dev: &mut Device, src: &Source<'_>) -> Result<(), String> {
             ));
             dev.reboot();
         }
-        Err(f) => {
-            say(&f);
-            match &f {
-                Failure::Rejected { version, reason } => {
-                    dev.state.report(version, "rejected", reason, "", now);
-                }
-                Failure::Failed { version, reason } => dev.state.report(version, "failed", reason, "", now),
-                Failure::Transient(_) => {}
-            }
-            dev.save()?;
-            Err(f.to_string())
+        Err(f) => f,
+    };
+    say(&failure);
+    match &failure {
+        Failure::Rejected { version, reason } => {
+            dev.state.report(version, Outcome::Rejected, reason, "", now);
         }
+        Failure::Failed { version, reason } => dev.state.report(version, Outcome::Failed, reason, "", now),
+        Failure::Transient(reason) if report_transient => {
+            dev.state.report("?", Outcome::Failed, reason, "", now);
+        }
+        Failure::Transient(_) => {}
     }
+    dev.save()?;
+    Err(failure.to_string())
 }
 
 fn daemon(dev: &mut Device) -> Result<(), String> {
@@ -325,7 +310,7 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
     loop {
         let wait = match check_in(dev, &client, "idle") {
             Ok(reply) => {
-                let next = reply.next_checkin_s.map(Duration::from_secs);
+                let next = Some(Duration::from_secs(reply.next_checkin_s));
                 match reply.update {
                     Some(offer) => {
                         say(format!("the server offers {}", offer.version));
@@ -333,7 +318,7 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
                             client: &client,
                             url: offer.url,
                         };
-                        match attempt(dev, &src) {
+                        match attempt(dev, &src, false) {
                             // Reported: tell the server at once.
                             Err(_) if !dev.state.reports.is_empty() => Duration::from_secs(1),
                             Err(_) => schedule.failure(random_u32()),

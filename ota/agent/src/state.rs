@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::Report;
+use edge_ota::wire::{InstallResult, Outcome};
 
 /// Most undelivered reports kept (the oldest go first).
 pub const MAX_REPORTS: usize = 20;
@@ -24,7 +24,7 @@ pub struct State {
     pub blocked: Vec<Blocked>,
     /// Outcomes not yet delivered.
     #[serde(default)]
-    pub reports: Vec<Report>,
+    pub reports: Vec<InstallResult>,
     /// The next report's sequence number.
     #[serde(default)]
     pub next_report: u64,
@@ -66,12 +66,12 @@ impl State {
     }
 
     /// Records an outcome to deliver.
-    pub fn report(&mut self, version: &str, outcome: &str, reason: &str, log: &str, at: u64) {
+    pub fn report(&mut self, version: &str, outcome: Outcome, reason: &str, log: &str, at: u64) {
         self.next_report += 1;
-        self.reports.push(Report {
+        self.reports.push(InstallResult {
             id: format!("r-{at}-{}", self.next_report),
             version: version.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome,
             reason: reason.to_owned(),
             log: log.to_owned(),
             at,
@@ -124,7 +124,13 @@ mod tests {
         s.block("1.0.2", "again");
         assert_eq!(s.blocked.len(), 1);
         for i in 0..(MAX_REPORTS as u64 + 5) {
-            s.report("1.0.1", "rejected", "bad \"signature\"\nreally", "", 1000 + i);
+            s.report(
+                "1.0.1",
+                Outcome::Rejected,
+                "bad \"signature\"\nreally",
+                "",
+                1000 + i,
+            );
         }
         assert_eq!(s.reports.len(), MAX_REPORTS);
         assert_eq!(s.reports[0].at, 1005);

@@ -7,7 +7,8 @@
 //! fetches and verifies it before it downloads or writes a byte of payload.
 //!
 //! This crate owns the format ([`bundle`]), keys and their rotation ([`keys`]), the manifest
-//! ([`manifest`]), what a device accepts ([`policy`]), and the streaming payload check ([`PayloadCheck`]).
+//! ([`manifest`]), what a device accepts ([`policy`]), the streaming payload check ([`PayloadCheck`]),
+//! and the check-in messages both sides exchange ([`wire`]).
 //! It is pure: bytes in, verdicts out. It never touches a disk, a socket or the clock (callers pass the
 //! time); the device agent (`edge-agent`) and the update server (`edge-update-server`) do their own I/O.
 //!
@@ -17,6 +18,7 @@ pub mod bundle;
 pub mod keys;
 pub mod manifest;
 pub mod policy;
+pub mod wire;
 
 pub use bundle::{Header, HeaderError, MAGIC, MAX_HEADER};
 pub use keys::{Endorsement, KeyError, KeyId, Keyring, PublicKey, SigningKey};
