@@ -166,12 +166,7 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
             dev.state.block(&version, &reason);
             dev.state
                 .report(&version, Outcome::RolledBack, &reason, &log, now);
-            let running = dev.running;
-            dev.grubenv(|b| {
-                edge_init::grubenv::keep(b, running)
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            })?;
+            keep_running_slot(dev)?;
         }
         Verdict::FellBack { from } => {
             let reason = format!(
@@ -186,15 +181,21 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
                 &previous.unwrap_or_default(),
                 now,
             );
-            let running = dev.running;
-            dev.grubenv(|b| {
-                edge_init::grubenv::keep(b, running)
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            })?;
+            keep_running_slot(dev)?;
         }
     }
     dev.save()
+}
+
+/// After a fallback: the running slot goes first again and the failed one gets no tries.
+fn keep_running_slot(dev: &Device) -> Result<(), String> {
+    let running = dev.running;
+    dev.grubenv(|b| {
+        edge_init::grubenv::keep(b, running)
+            .map(Some)
+            .map_err(|e| format!("grubenv: {e}"))
+    })
+    .map(drop)
 }
 
 /// Installs the bundles dropped into `/data/ota/incoming/` (uploads through the web UI, air-gapped

@@ -35,6 +35,20 @@ pub enum KeyError {
     NoKeys,
 }
 
+/// Reads a key file's TOML (`what`: "a public key", for the error).
+fn read_file<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, KeyError> {
+    toml::from_str(text).map_err(|e| KeyError::File(format!("not {what} file: {e}")))
+}
+
+/// A key file's `kind` must be `want` (a private key is never read as a public one, and so on).
+fn check_kind(kind: &str, want: &str) -> Result<(), KeyError> {
+    if kind == want {
+        Ok(())
+    } else {
+        Err(KeyError::File(format!("kind is {kind:?}, expected {want:?}")))
+    }
+}
+
 /// A short, stable name for a public key: the first 8 bytes of its SHA-256, in hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyId([u8; 8]);
@@ -99,14 +113,8 @@ impl PublicKey {
             kind: String,
             key: String,
         }
-        let f: File =
-            toml::from_str(text).map_err(|e| KeyError::File(format!("not a public key file: {e}")))?;
-        if f.kind != "ed25519-public" {
-            return Err(KeyError::File(format!(
-                "kind is {:?}, expected \"ed25519-public\"",
-                f.kind
-            )));
-        }
+        let f: File = read_file(text, "a public key")?;
+        check_kind(&f.kind, "ed25519-public")?;
         Self::from_hex(&f.key)
     }
 }
@@ -185,14 +193,8 @@ impl SigningKey {
             kind: String,
             pkcs8: String,
         }
-        let f: File =
-            toml::from_str(text).map_err(|e| KeyError::File(format!("not a signing key file: {e}")))?;
-        if f.kind != "ed25519-private" {
-            return Err(KeyError::File(format!(
-                "kind is {:?}, expected \"ed25519-private\"",
-                f.kind
-            )));
-        }
+        let f: File = read_file(text, "a signing key")?;
+        check_kind(&f.kind, "ed25519-private")?;
         let der = unhex(&f.pkcs8).ok_or_else(|| KeyError::File("pkcs8 is not hex".into()))?;
         Self::from_pkcs8(&der)
     }
@@ -231,14 +233,8 @@ impl Endorsement {
             #[serde(flatten)]
             e: Endorsement,
         }
-        let f: File =
-            toml::from_str(text).map_err(|e| KeyError::File(format!("not an endorsement file: {e}")))?;
-        if f.kind != "ed25519-endorsement" {
-            return Err(KeyError::File(format!(
-                "kind is {:?}, expected \"ed25519-endorsement\"",
-                f.kind
-            )));
-        }
+        let f: File = read_file(text, "an endorsement")?;
+        check_kind(&f.kind, "ed25519-endorsement")?;
         Ok(f.e)
     }
 }
