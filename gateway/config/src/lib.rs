@@ -30,10 +30,59 @@ pub const DEFAULT_TOML: &str = include_str!("../gatewayd.toml");
 /// Name under which the embedded default appears in error messages.
 pub const DEFAULT_ORIGIN: &str = "<embedded default config>";
 
+/// The configuration schema this build reads and writes (`schema = N` at the top of the file; a file
+/// without it is schema 1). Older files are migrated forward in memory at load ([`MIGRATIONS`]); a file
+/// written for a newer schema is refused, naming the key: after a rollback the older release reads its
+/// own copy, `gatewayd.schema-<N>.toml` beside it ([`copy_for_schema`]), which whoever writes a newer
+/// schema must keep.
+pub const SCHEMA: u32 = 1;
+
+/// One migration: rewrites a schema `from` table into schema `from + 1`.
+pub type Migration = fn(&mut toml::Table) -> Result<(), String>;
+
+/// The migrations, in order: entry `i` takes schema `i + 1` to `i + 2`. Empty while [`SCHEMA`] is 1.
+pub const MIGRATIONS: &[Migration] = &[];
+
+/// The schema a configuration text declares (`schema = N`; 1 when absent or unreadable).
+pub fn schema_of(text: &str) -> u32 {
+    text.parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("schema").and_then(toml::Value::as_integer))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+}
+
+/// Where a configuration file keeps its copy for an older `schema` (`gatewayd.toml` →
+/// `gatewayd.schema-1.toml`).
+pub fn copy_for_schema(file: &Path, schema: u32) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "gatewayd".into(), |s| s.to_string_lossy().into_owned());
+    file.with_file_name(format!("{stem}.schema-{schema}.toml"))
+}
+
+/// `text` (schema `from`) taken to schema `to` by `steps` (entry `i`: schema `i + 1` → `i + 2`).
+fn migrate(text: &str, from: u32, to: u32, steps: &[Migration]) -> Result<String, String> {
+    let mut table: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+    for n in from..to {
+        let step = n
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| steps.get(i))
+            .ok_or_else(|| format!("no migration from schema {n}"))?;
+        step(&mut table).map_err(|e| format!("migrating from schema {n}: {e}"))?;
+    }
+    table.insert("schema".into(), toml::Value::Integer(i64::from(to)));
+    toml::to_string(&table).map_err(|e| e.to_string())
+}
+
 /// The whole `gatewayd` configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The schema the file is written for (see [`SCHEMA`]).
+    #[serde(default = "default_schema")]
+    pub schema: u32,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -42,6 +91,10 @@ pub struct Config {
     /// The media plane: addresses, ports, codecs, timeouts.
     #[serde(default)]
     pub media: MediaConfig,
+}
+
+fn default_schema() -> u32 {
+    1
 }
 
 /// `[media]`: where call media is anchored and what it may carry.
@@ -597,8 +650,30 @@ impl Config {
 
     /// Parses and validates `text`; `origin` names it in errors (a path, or [`DEFAULT_ORIGIN`]).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        Self::parse_with(text, origin, MIGRATIONS)
+    }
+
+    fn parse_with(text: &str, origin: &str, steps: &[Migration]) -> Result<Self, ConfigError> {
         let located = |p: Problem| p.in_file(origin);
         let doc = Document::parse(text).map_err(located)?;
+        let declared = schema_of(text);
+        if declared > SCHEMA || declared == 0 {
+            let message = format!(
+                "the file is written for configuration schema {declared}; this gatewayd reads schemas 1 to {SCHEMA} \
+                 (a newer release wrote it; this release's copy is {})",
+                copy_for_schema(Path::new(origin), SCHEMA).display()
+            );
+            return Err(located(doc.problem_at(&[Seg::Key("schema".into())], message)).into());
+        }
+        if declared < SCHEMA {
+            let migrated = migrate(text, declared, SCHEMA, steps)
+                .map_err(|m| located(doc.problem_at(&[Seg::Key("schema".into())], m)))?;
+            return Self::parse_with(
+                &migrated,
+                &format!("{origin} (migrated from schema {declared})"),
+                steps,
+            );
+        }
         let config: Self = doc.deserialize().map_err(located)?;
         config
             .validate()
@@ -787,6 +862,48 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MINIMAL: &str =
+        "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = 5060\n";
+
+    #[test]
+    fn schema_is_declared_checked_and_migrated_forward() {
+        assert_eq!(Config::parse(MINIMAL, "g.toml").unwrap().schema, 1);
+        assert_eq!(schema_of(MINIMAL), 1);
+        assert_eq!(schema_of(&format!("schema = 1\n{MINIMAL}")), 1);
+        // A file written by a newer release is refused naming the key, the line and this release's copy.
+        let newer = format!("# written by a newer release\nschema = {}\n{MINIMAL}", SCHEMA + 1);
+        let e = Config::parse(&newer, "/data/etc/rtc-edge/gatewayd.toml").unwrap_err();
+        assert_eq!((e.key(), e.line()), (Some("schema"), Some(2)), "{e}");
+        assert!(e.to_string().contains("gatewayd.schema-1.toml"), "{e}");
+        assert_eq!(
+            copy_for_schema(Path::new("/data/etc/rtc-edge/gatewayd.toml"), 3),
+            Path::new("/data/etc/rtc-edge/gatewayd.schema-3.toml")
+        );
+        // The migration machinery, with a made-up step 1 → 2: steps run in order and the result
+        // declares the schema it reached.
+        fn rename_level(t: &mut toml::Table) -> Result<(), String> {
+            if let Some(toml::Value::Table(log)) = t.get_mut("log")
+                && let Some(v) = log.remove("verbosity")
+            {
+                log.insert("level".into(), v);
+            }
+            Ok(())
+        }
+        let old = format!("[log]\nverbosity = \"debug\"\n{MINIMAL}");
+        let text = migrate(&old, 1, 2, &[rename_level]).unwrap();
+        assert!(
+            text.contains("schema = 2") && text.contains("level = \"debug\""),
+            "{text}"
+        );
+        assert!(!text.contains("verbosity"), "{text}");
+        assert!(
+            migrate(&old, 1, 3, &[rename_level]).is_err(),
+            "a missing step is an error, never a skip"
+        );
+        assert!(migrate(&old, 0, 1, &[rename_level]).is_err());
+        assert_eq!(MIGRATIONS.len(), usize::try_from(SCHEMA - 1).unwrap());
+    }
 
     fn err(text: &str) -> ConfigError {
         Config::parse(text, "test.toml").expect_err("config must be refused")

@@ -436,6 +436,39 @@ impl NetworkConfig {
     }
 }
 
+/// Which `gatewayd` configuration PID 1 hands to gatewayd, given the data partition's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewaydConfigFile {
+    /// The data partition's `gatewayd.toml` (its schema is this release's or older: gatewayd migrates
+    /// it forward in memory).
+    Data,
+    /// A newer release rewrote the file for a newer schema (this slot was rolled back to): its copy
+    /// for this release's schema, kept beside it.
+    DataCopy(u32),
+    /// The slot's default, and why (said on the console).
+    Slot(Option<String>),
+}
+
+/// Chooses between the data partition's configuration (`data`: its text, if it exists), the copy a
+/// newer release kept for this schema (`copy_exists`), and the slot's default.
+pub fn gatewayd_config(data: Option<&str>, copy_exists: bool) -> GatewaydConfigFile {
+    let Some(text) = data else {
+        return GatewaydConfigFile::Slot(None);
+    };
+    let schema = edge_config::schema_of(text);
+    if schema <= edge_config::SCHEMA {
+        GatewaydConfigFile::Data
+    } else if copy_exists {
+        GatewaydConfigFile::DataCopy(edge_config::SCHEMA)
+    } else {
+        GatewaydConfigFile::Slot(Some(format!(
+            "the data partition's gatewayd.toml is for configuration schema {schema} (a newer release) and \
+             there is no copy for schema {}: running the slot's default configuration",
+            edge_config::SCHEMA
+        )))
+    }
+}
+
 #[cfg(test)]
 #[allow(
     clippy::indexing_slicing,
@@ -443,6 +476,26 @@ impl NetworkConfig {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rolled_back_slot_reads_the_copy_for_its_schema() {
+        let now = format!("schema = {}\n[sip]\n", edge_config::SCHEMA);
+        let newer = format!("schema = {}\n[sip]\n", edge_config::SCHEMA + 1);
+        assert_eq!(gatewayd_config(None, false), GatewaydConfigFile::Slot(None));
+        assert_eq!(
+            gatewayd_config(Some("[sip]\n"), false),
+            GatewaydConfigFile::Data,
+            "no schema: 1"
+        );
+        assert_eq!(gatewayd_config(Some(&now), true), GatewaydConfigFile::Data);
+        assert_eq!(
+            gatewayd_config(Some(&newer), true),
+            GatewaydConfigFile::DataCopy(edge_config::SCHEMA)
+        );
+        assert!(
+            matches!(gatewayd_config(Some(&newer), false), GatewaydConfigFile::Slot(Some(r)) if r.contains("schema"))
+        );
+    }
 
     /// image/README.md's example, verbatim.
     const README_EXAMPLE: &str = r#"

@@ -32,6 +32,7 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::sys::say;
 use edge_init::cmdline::Cmdline;
+use edge_init::config::GatewaydConfigFile;
 use edge_init::config::{InitConfig, NETWORK_TOML};
 use edge_init::supervisor::{Action, Hook, Settings, Supervisor};
 use edge_init::{cmdline, config, lines, modules, notify};
@@ -295,11 +296,22 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
     } else {
         None
     };
-    let config_path = if boot.data_mounted && Path::new(GATEWAYD_TOML_DATA).exists() {
-        GATEWAYD_TOML_DATA
-    } else {
-        GATEWAYD_TOML_SLOT
+    let data_text = boot
+        .data_mounted
+        .then(|| std::fs::read_to_string(GATEWAYD_TOML_DATA).ok())
+        .flatten();
+    let copy = edge_config::copy_for_schema(Path::new(GATEWAYD_TOML_DATA), edge_config::SCHEMA);
+    let config_path = match config::gatewayd_config(data_text.as_deref(), copy.exists()) {
+        GatewaydConfigFile::Data => GATEWAYD_TOML_DATA.to_owned(),
+        GatewaydConfigFile::DataCopy(_) => copy.display().to_string(),
+        GatewaydConfigFile::Slot(reason) => {
+            if let Some(r) = reason {
+                say(r);
+            }
+            GATEWAYD_TOML_SLOT.to_owned()
+        }
     };
+    let config_path = config_path.as_str();
     let launch = sys::Launch {
         path: cfg.gatewayd.path.path().to_owned(),
         config: config_path.to_owned(),
