@@ -48,6 +48,8 @@ const GATEWAYD_TOML_DATA: &str = "/data/etc/rtc-edge/gatewayd.toml";
 const GATEWAYD_TOML_SLOT: &str = "/slot/etc/rtc-edge/gatewayd.toml";
 /// The boot log on the data partition.
 const BOOT_LOG: &str = "/data/log/boot.log";
+/// gatewayd's latest sd_notify STATUS (`calls: N, ending: M, ...`), for the update agent.
+const GATEWAYD_STATUS: &str = "/run/gatewayd.status";
 /// The update agent in the slot (started once the slot is marked good).
 const AGENT: &str = "/slot/usr/bin/edge-agent";
 
@@ -412,6 +414,12 @@ fn supervise(boot: &Boot, signals: Option<&SignalFd>) -> ! {
                                 && last_status.as_ref() != Some(status)
                             {
                                 sys::log_only(format_args!("gatewayd status: {status}"));
+                                // For the update agent: it reboots into a testboot only when no call
+                                // is up.
+                                let tmp = format!("{GATEWAYD_STATUS}.new");
+                                if std::fs::write(&tmp, format!("{status}\n")).is_ok() {
+                                    let _ = std::fs::rename(&tmp, GATEWAYD_STATUS);
+                                }
                                 last_status = Some(status.clone());
                             }
                             shell.sup.notify(now, pid, &note);

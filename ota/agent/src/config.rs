@@ -28,6 +28,10 @@ pub struct Config {
     /// This device's id at the server; empty: one made up once and kept on the data partition.
     #[serde(default)]
     pub device_id: String,
+    /// Longest wait, in seconds, for calls to end before rebooting into a testboot (then it reboots
+    /// anyway, so that a box that is never idle still updates).
+    #[serde(default = "reboot_wait")]
+    pub reboot_wait_s: u64,
     /// The first retry after a failed check-in or download; doubles up to `interval_s`.
     #[serde(default = "backoff")]
     pub backoff_s: u64,
@@ -41,6 +45,9 @@ fn interval() -> u64 {
 }
 fn backoff() -> u64 {
     15
+}
+fn reboot_wait() -> u64 {
+    1800
 }
 
 impl Config {

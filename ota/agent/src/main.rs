@@ -141,11 +141,11 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
         Verdict::Arm => {
             say("the installed slot was never armed (power cut?): arming its testboot");
             arm(dev)?;
-            dev.reboot();
+            dev.reboot_when_idle();
         }
         Verdict::Reboot => {
             say("the testboot is armed but did not happen: rebooting into it");
-            dev.reboot();
+            dev.reboot_when_idle();
         }
         Verdict::Retry => {
             if let Some(p) = dev.state.pending.as_mut() {
@@ -156,7 +156,7 @@ fn judge_boot(dev: &mut Device) -> Result<(), String> {
                 ));
             }
             arm(dev)?;
-            dev.reboot();
+            dev.reboot_when_idle();
         }
         Verdict::RolledBack { version, reason, log } => {
             say(format!(
@@ -274,7 +274,7 @@ fn attempt(dev: &mut Device, src: &Source<'_>, report_transient: bool) -> Result
                 "{version} installed in slot {}; rebooting into its testboot",
                 dev.running.other()
             ));
-            dev.reboot();
+            dev.reboot_when_idle();
         }
         Err(f) => f,
     };

@@ -1,5 +1,6 @@
 //! When to check in: the interval when all is well, exponential backoff when the server or the
-//! download fails, and jitter so that a fleet that lost power together does not call back together.
+//! download fails, and jitter so that a fleet that lost power together does not call back together;
+//! and when to reboot into a testboot: once no call is up.
 
 use std::time::Duration;
 
@@ -42,9 +43,31 @@ impl Schedule {
     }
 }
 
+/// Calls up or being torn down, from gatewayd's sd_notify STATUS (`calls: 2, ending: 1, registered:
+/// 5, media sessions: 3`); 0 when the text says nothing about calls. A testboot reboot waits for 0.
+pub fn busy_calls(status: &str) -> u32 {
+    status
+        .split(',')
+        .filter_map(|part| part.split_once(':'))
+        .filter(|(k, _)| matches!(k.trim(), "calls" | "ending"))
+        .filter_map(|(_, v)| v.trim().parse::<u32>().ok())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_read_from_gatewayds_status() {
+        assert_eq!(
+            busy_calls("calls: 2, ending: 1, registered: 5, media sessions: 3"),
+            3
+        );
+        assert_eq!(busy_calls("calls: 0, ending: 0, registered: 1"), 0);
+        assert_eq!(busy_calls("listening"), 0);
+        assert_eq!(busy_calls(""), 0);
+    }
 
     #[test]
     fn backs_off_doubling_with_jitter_and_resets_on_success() {

@@ -53,6 +53,8 @@ pub(crate) struct System {
     pub(crate) reboot: String,
     /// Where long steps' progress is written for the web UI (tmpfs).
     pub(crate) progress: PathBuf,
+    /// gatewayd's latest status, written by PID 1 (`calls: N, ending: M, ...`).
+    pub(crate) gatewayd_status: PathBuf,
 }
 
 impl Default for System {
@@ -64,6 +66,7 @@ impl Default for System {
             grubenv: PathBuf::new(),
             reboot: "pid1".into(),
             progress: "/run/edge-agent.progress".into(),
+            gatewayd_status: "/run/gatewayd.status".into(),
         }
     }
 }
@@ -220,6 +223,37 @@ impl Device {
     pub(crate) fn ab(&self) -> Result<edge_init::grubenv::AbState, String> {
         let block = self.grubenv(|_| Ok(None))?;
         edge_init::grubenv::ab_state(&block).map_err(|e| format!("grubenv: {e}"))
+    }
+
+    /// Reboots once no call is up (gatewayd's status, as PID 1 last wrote it), or after the
+    /// configured longest wait. Never returns.
+    pub(crate) fn reboot_when_idle(&self) -> ! {
+        let limit = std::time::Duration::from_secs(self.config.reboot_wait_s);
+        let start = std::time::Instant::now();
+        let mut said = false;
+        loop {
+            let busy = std::fs::read_to_string(&self.sys.gatewayd_status)
+                .map_or(0, |s| edge_agent::schedule::busy_calls(&s));
+            if busy == 0 {
+                break;
+            }
+            if start.elapsed() >= limit {
+                say(format!(
+                    "{busy} calls still up after {} s: rebooting anyway",
+                    limit.as_secs()
+                ));
+                break;
+            }
+            if !said {
+                say(format!(
+                    "waiting for {busy} calls to end before rebooting (at most {} s)",
+                    limit.as_secs()
+                ));
+                said = true;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1).min(limit));
+        }
+        self.reboot()
     }
 
     /// Asks for a reboot (PID 1 stops gatewayd cleanly, syncs, unmounts, reboots). Never returns.
