@@ -181,10 +181,18 @@ fn main() -> ExitCode {
                 .clone()
                 .unwrap_or_else(|| me.with_file_name("edge-update-server"));
             match qemu_spec(&board) {
-                Ok(spec) => edge_hil::ota::run(&spec, image, key, &server, &me, &out, args.cuts)
-                    .into_iter()
-                    .map(|(n, title, result)| Outcome { n, title, result })
-                    .collect(),
+                Ok(spec) => edge_hil::ota::run(&edge_hil::ota::OtaRun {
+                    spec: &spec,
+                    image,
+                    key_file: key,
+                    server_bin: &server,
+                    relay: &me,
+                    out: &out,
+                    cuts: args.cuts,
+                })
+                .into_iter()
+                .map(|(n, title, result)| Outcome { n, title, result })
+                .collect(),
                 Err(e) => {
                     eprintln!("edge-hil: {e}");
                     return ExitCode::from(2);

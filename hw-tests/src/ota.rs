@@ -296,31 +296,43 @@ fn bad_bundles(
     Ok(out)
 }
 
+/// What one board's OTA run needs.
+#[derive(Debug, Clone, Copy)]
+pub struct OtaRun<'a> {
+    /// How to boot the board under QEMU.
+    pub spec: &'a QemuSpec,
+    /// The HIL image (built with `--test-hooks --ota-key <key>.pub`).
+    pub image: &'a Path,
+    /// The vendor's signing key (its public half is in the image).
+    pub key_file: &'a Path,
+    /// The `edge-update-server` binary.
+    pub server_bin: &'a Path,
+    /// The `edge-hil` binary (its `relay` mode carries the guest's connections).
+    pub relay: &'a Path,
+    /// Where logs, disks and bundles go.
+    pub out: &'a Path,
+    /// Power cuts before the update may complete.
+    pub cuts: u32,
+}
+
 /// The OTA run for one board: scenarios 2 (refusals), 4 (power cuts) then 1 (the update), 3 (rollback).
-pub fn run(
-    spec: &QemuSpec,
-    image: &Path,
-    key_file: &Path,
-    server_bin: &Path,
-    relay: &Path,
-    out: &Path,
-    cuts: u32,
-) -> Vec<Outcome> {
-    match run_inner(spec, image, key_file, server_bin, relay, out, cuts) {
+pub fn run(run: &OtaRun<'_>) -> Vec<Outcome> {
+    match run_inner(run) {
         Ok(v) => v,
         Err(e) => vec![(0, "OTA setup", Err(e))],
     }
 }
 
-fn run_inner(
-    spec: &QemuSpec,
-    image: &Path,
-    key_file: &Path,
-    server_bin: &Path,
-    relay: &Path,
-    out: &Path,
-    cuts: u32,
-) -> Result<Vec<Outcome>, String> {
+fn run_inner(run: &OtaRun<'_>) -> Result<Vec<Outcome>, String> {
+    let OtaRun {
+        spec,
+        image,
+        key_file,
+        server_bin,
+        relay,
+        out,
+        cuts,
+    } = *run;
     std::fs::create_dir_all(out).map_err(io_err(out.display()))?;
     let key_text = std::fs::read_to_string(key_file).map_err(io_err(key_file.display()))?;
     let key = SigningKey::from_file(&key_text).map_err(|e| format!("{}: {e}", key_file.display()))?;
