@@ -344,6 +344,13 @@ private_key = "{key}"
 address = "127.0.0.1"
 port = {kam_port}
 transport = "udp"
+# Browsers' calls go to the PBX, and so do SIPp's (scenario 8), a SIP peer that is no trunk: routed
+# only because this route names such peers on this host.
+[[routes]]
+name = "to-pbx"
+source = ["browser", "peer"]
+source_networks = ["127.0.0.0/8"]
+trunks = ["trunk"]
 [media]
 port_min = {base}
 port_max = {base + 1599}

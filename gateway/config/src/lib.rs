@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub mod located;
+pub mod routing;
 
 use located::{Document, FileError, Problem, Seg};
 
@@ -35,13 +36,17 @@ pub const DEFAULT_ORIGIN: &str = "<embedded default config>";
 /// written for a newer schema is refused, naming the key: after a rollback the older release reads its
 /// own copy, `gatewayd.schema-<N>.toml` beside it ([`copy_for_schema`]), which whoever writes a newer
 /// schema must keep.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 
 /// One migration: rewrites a schema `from` table into schema `from + 1`.
 pub type Migration = fn(&mut toml::Table) -> Result<(), String>;
 
-/// The migrations, in order: entry `i` takes schema `i + 1` to `i + 2`. Empty while [`SCHEMA`] is 1.
-pub const MIGRATIONS: &[Migration] = &[];
+/// The migrations, in order: entry `i` takes schema `i + 1` to `i + 2`.
+///
+/// 1 → 2: schema 2 added routing and policy (`[[trunks]]`, `[[routes]]`, `[routing]`, `[admission]`,
+/// `[filter]`, `[[rewrite]]`, `[registrar]`); a schema-1 file means the same in schema 2 (its
+/// `[sip.trunk]` is still the one-trunk shorthand), so the step only changes the number.
+pub const MIGRATIONS: &[Migration] = &[|_| Ok(())];
 
 /// The schema a configuration text declares (`schema = N`; 1 when absent or unreadable).
 pub fn schema_of(text: &str) -> u32 {
@@ -59,6 +64,17 @@ pub fn copy_for_schema(file: &Path, schema: u32) -> PathBuf {
         .file_stem()
         .map_or_else(|| "gatewayd".into(), |s| s.to_string_lossy().into_owned());
     file.with_file_name(format!("{stem}.schema-{schema}.toml"))
+}
+
+/// Whether two configuration texts say the same apart from their `schema` key.
+fn same_but_schema(a: &str, b: &str) -> bool {
+    let table = |t: &str| {
+        t.parse::<toml::Table>().ok().map(|mut t| {
+            t.remove("schema");
+            t
+        })
+    };
+    matches!((table(a), table(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// `text` (schema `from`) taken to schema `to` by `steps` (entry `i`: schema `i + 1` → `i + 2`).
@@ -91,6 +107,29 @@ pub struct Config {
     /// The media plane: addresses, ports, codecs, timeouts.
     #[serde(default)]
     pub media: MediaConfig,
+    /// `[[trunks]]`: SIP peers calls go to (after load, `[sip.trunk]` is the first of them, named
+    /// `trunk`).
+    #[serde(default)]
+    pub trunks: Vec<routing::Trunk>,
+    /// `[[routes]]`: the routing table, first match wins. Without routes, browsers' calls go to the
+    /// trunks in listed order.
+    #[serde(default)]
+    pub routes: Vec<routing::Route>,
+    /// `[routing]`: alternative routing on failure, local time.
+    #[serde(default)]
+    pub routing: routing::RoutingConfig,
+    /// `[admission]`: limits per source address.
+    #[serde(default)]
+    pub admission: routing::Admission,
+    /// `[filter]`: deny and allow lists.
+    #[serde(default)]
+    pub filter: routing::Filter,
+    /// `[[rewrite]]`: header manipulation on the way out.
+    #[serde(default)]
+    pub rewrite: Vec<routing::Rewrite>,
+    /// `[registrar]`: where REGISTERs go; registration offload.
+    #[serde(default)]
+    pub registrar: routing::Registrar,
 }
 
 fn default_schema() -> u32 {
@@ -359,7 +398,7 @@ pub struct SipConfig {
     /// Certificate and key for the `tls` and `wss` listeners.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
-    /// Where calls go (the PBX or SIP trunk). Without it, INVITEs are answered 501.
+    /// The one-trunk shorthand: at load it becomes `trunks[0]` named `trunk` (and this is `None`).
     #[serde(default)]
     pub trunk: Option<TrunkConfig>,
     /// Protection against oversize messages and floods.
@@ -444,6 +483,27 @@ pub struct TrunkConfig {
     /// TLS: the PEM certificate(s) that sign the trunk's certificate (relative to this file's folder).
     #[serde(default)]
     pub ca_certificate: Option<PathBuf>,
+}
+
+impl TrunkConfig {
+    /// The shorthand as the one `[[trunks]]` entry it stands for, named `trunk`.
+    fn into_trunk(self) -> routing::Trunk {
+        routing::Trunk {
+            name: routing::Name::try_from("trunk".to_owned()).expect("\"trunk\" is a valid name"),
+            address: routing::Host::Ip(self.address),
+            port: Some(self.port),
+            transport: self.transport,
+            server_name: self.server_name,
+            ca_certificate: self.ca_certificate,
+            username: None,
+            password: None,
+            max_calls: 0,
+            max_cps: 0,
+            max_kbps: 0,
+            monitor: routing::Monitor::default(),
+            costs: Vec::new(),
+        }
+    }
 }
 
 /// `[sip.tls]`: PEM files. Relative paths are relative to the configuration file's folder.
@@ -634,11 +694,7 @@ impl Config {
                 .tls
                 .iter_mut()
                 .flat_map(|t| [&mut t.certificate, &mut t.private_key]);
-            let ca = config
-                .sip
-                .trunk
-                .iter_mut()
-                .filter_map(|t| t.ca_certificate.as_mut());
+            let ca = config.trunks.iter_mut().filter_map(|t| t.ca_certificate.as_mut());
             for p in tls.chain(ca) {
                 if p.is_relative() {
                     *p = dir.join(&*p);
@@ -668,16 +724,33 @@ impl Config {
         if declared < SCHEMA {
             let migrated = migrate(text, declared, SCHEMA, steps)
                 .map_err(|m| located(doc.problem_at(&[Seg::Key("schema".into())], m)))?;
+            // A file the migrations leave as it was (they only change the number) is read as written,
+            // so that its errors name its own lines.
+            if same_but_schema(text, &migrated) {
+                return Self::read_current(&doc, origin);
+            }
             return Self::parse_with(
                 &migrated,
                 &format!("{origin} (migrated from schema {declared})"),
                 steps,
             );
         }
-        let config: Self = doc.deserialize().map_err(located)?;
+        Self::read_current(&doc, origin)
+    }
+
+    /// Reads a document written for this schema.
+    fn read_current(doc: &Document<'_>, origin: &str) -> Result<Self, ConfigError> {
+        let located = |p: Problem| p.in_file(origin);
+        let mut config: Self = doc.deserialize().map_err(located)?;
         config
             .validate()
             .map_err(|(path, message)| located(doc.problem_at(&path, message)))?;
+        config
+            .validate_routing()
+            .map_err(|(path, message)| located(doc.problem_at(&path, message)))?;
+        if let Some(t) = config.sip.trunk.take() {
+            config.trunks.insert(0, t.into_trunk());
+        }
         Ok(config)
     }
 
@@ -688,37 +761,12 @@ impl Config {
             return Err((listen_path(), "at least one listener is required".into()));
         }
         if let Some(trunk) = &self.sip.trunk {
-            let key = vec![
+            let key = [
                 Seg::Key("sip".into()),
                 Seg::Key("trunk".into()),
                 Seg::Key("transport".into()),
             ];
-            if !matches!(trunk.transport, Transport::Udp | Transport::Tcp | Transport::Tls) {
-                return Err((
-                    key,
-                    format!(
-                        "transport \"{}\" toward a trunk is not supported; use \"udp\", \"tcp\" or \"tls\"",
-                        trunk.transport
-                    ),
-                ));
-            }
-            if trunk.transport == Transport::Tls && trunk.ca_certificate.is_none() {
-                return Err((
-                    key,
-                    "a tls trunk needs ca_certificate (the PEM that signs its certificate)".into(),
-                ));
-            }
-            // The trunk reaches us back (responses on UDP, in-dialog requests) at a listener of the
-            // same transport, which our Via and Contact name.
-            if !self.sip.listen.iter().any(|l| l.transport == trunk.transport) {
-                return Err((
-                    key,
-                    format!(
-                        "a {0} trunk needs a {0} listener in sip.listen to send from",
-                        trunk.transport
-                    ),
-                ));
-            }
+            self.check_trunk_transport(trunk.transport, trunk.ca_certificate.is_some(), &key)?;
         }
         self.validate_media()?;
         for (i, l) in self.sip.listen.iter().enumerate() {
@@ -843,11 +891,12 @@ impl Config {
             ));
         }
         if m.trunk_srtp == TrunkSrtp::Sdes
-            && self
+            && (self
                 .sip
                 .trunk
                 .as_ref()
                 .is_some_and(|t| t.transport != Transport::Tls)
+                || self.trunks.iter().any(|t| t.transport != Transport::Tls))
         {
             return Err((
                 key(&["trunk_srtp"]),
@@ -875,7 +924,10 @@ mod tests {
         let newer = format!("# written by a newer release\nschema = {}\n{MINIMAL}", SCHEMA + 1);
         let e = Config::parse(&newer, "/data/etc/rtc-edge/gatewayd.toml").unwrap_err();
         assert_eq!((e.key(), e.line()), (Some("schema"), Some(2)), "{e}");
-        assert!(e.to_string().contains("gatewayd.schema-1.toml"), "{e}");
+        assert!(
+            e.to_string().contains(&format!("gatewayd.schema-{SCHEMA}.toml")),
+            "{e}"
+        );
         assert_eq!(
             copy_for_schema(Path::new("/data/etc/rtc-edge/gatewayd.toml"), 3),
             Path::new("/data/etc/rtc-edge/gatewayd.schema-3.toml")
@@ -1163,7 +1215,12 @@ mod tests {
     fn trunk_is_checked_against_listeners() {
         let trunk = "[sip.trunk]\naddress = \"127.0.0.1\"\nport = 5070\ntransport = \"udp\"\n";
         let c = Config::parse(&format!("{GOOD}{trunk}"), "x").unwrap();
-        assert_eq!(c.sip.trunk.map(|t| t.port.get()), Some(5070));
+        assert!(c.sip.trunk.is_none(), "the shorthand becomes trunks[0]");
+        assert_eq!(c.trunks.len(), 1);
+        assert_eq!(
+            (c.trunks[0].name.as_str(), c.trunks[0].port_or_default()),
+            ("trunk", 5070)
+        );
         let e = err(&format!("{GOOD}{}", trunk.replace("\"udp\"", "\"tcp\"")));
         assert_eq!((e.key(), e.line()), (Some("sip.trunk.transport"), Some(9)), "{e}");
         assert!(e.to_string().contains("a tcp trunk needs a tcp listener"), "{e}");
@@ -1177,7 +1234,7 @@ mod tests {
             "{tls_listen}{}ca_certificate = \"ca.pem\"\nserver_name = \"pbx.example.com\"\n",
             trunk.replace("\"udp\"", "\"tls\"")
         );
-        let t = Config::parse(&ok, "x").unwrap().sip.trunk.unwrap();
+        let t = Config::parse(&ok, "x").unwrap().trunks.remove(0);
         assert_eq!(
             t.server_name.as_ref().map(HeaderText::as_str),
             Some("pbx.example.com")

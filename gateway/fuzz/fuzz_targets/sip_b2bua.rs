@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use edge_sip::b2bua::Trunk;
+use edge_sip::router::OneTrunk;
 use edge_sip::message::{HeaderName, Message, StartLine};
 use edge_sip::transaction::{Route, TimerConfig, response_for};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Transport};
@@ -110,8 +110,8 @@ impl World {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let trunk = Trunk { route: Route { transport: Transport::Udp, local: addr(GW_UDP), remote: addr(TRUNK) } };
-    let ep = Endpoint::new(EndpointConfig { server: None, tag_secret: 1, timers: TimerConfig::default(), trunk: Some(trunk) });
+    let trunk = OneTrunk { route: Route { transport: Transport::Udp, local: addr(GW_UDP), remote: addr(TRUNK) } };
+    let ep = Endpoint::new(EndpointConfig { server: None, tag_secret: 1, timers: TimerConfig::default(), router: Some(Box::new(trunk)) });
     // libFuzzer targets may read the clock: this is the origin of fake time, advanced by arithmetic.
     let mut w = World { ep, now: Instant::now(), last_to_a: None, last_to_b: None, a_ok: None, calls: 0 };
     let mut bytes = data.iter().copied();

@@ -8,7 +8,7 @@ use edge_sip::{Datagram, Endpoint, EndpointConfig, Transport};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut ep = Endpoint::new(EndpointConfig { server: Some("fuzz".into()), tag_secret: 7, timers: TimerConfig::default(), trunk: None });
+    let mut ep = Endpoint::new(EndpointConfig { server: Some("fuzz".into()), tag_secret: 7, timers: TimerConfig::default(), router: None });
     // libFuzzer targets may read the clock: this is the origin of fake time, advanced by arithmetic.
     let t0 = std::time::Instant::now();
     ep.handle_datagram(t0, Datagram {

@@ -14,6 +14,7 @@ mod cli;
 mod media_shell;
 mod sip_shell;
 mod tls;
+mod trunks;
 
 use std::process::ExitCode;
 
@@ -85,7 +86,7 @@ fn load(options: &Options) -> Result<(Config, String, Tls), ExitCode> {
     match tls::load(&config).and_then(|listeners| {
         Ok(Tls {
             listeners,
-            trunk: tls::trunk(&config)?,
+            trunks: tls::trunks(&config)?,
         })
     }) {
         Ok(tls) => Ok((config, origin, tls)),
@@ -99,7 +100,8 @@ fn load(options: &Options) -> Result<(Config, String, Tls), ExitCode> {
 /// Everything TLS the configuration names, loaded and checked.
 struct Tls {
     listeners: Option<tls::TlsConfigs>,
-    trunk: Option<tls::TrunkTls>,
+    /// Client TLS per trunk (by index), for the `tls` ones.
+    trunks: Vec<Option<tls::TrunkTls>>,
 }
 
 fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
@@ -122,7 +124,7 @@ fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(sip_shell::run(config, tls.listeners, tls.trunk)) {
+    match runtime.block_on(sip_shell::run(config, tls.listeners, tls.trunks)) {
         Ok(stop) => {
             tracing::info!(signal = stop.signal, stats = ?stop.stats, "stopped cleanly");
             ExitCode::SUCCESS

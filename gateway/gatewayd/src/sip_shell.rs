@@ -11,11 +11,11 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use edge_config::{Config, Transport as ConfigTransport};
 use edge_media::session::{Leg, MediaEvent};
-use edge_sip::b2bua::{CallEvent, CallRef, Trunk};
+use edge_sip::b2bua::{CallEvent, CallRef};
 use edge_sip::endpoint::Limits;
 use edge_sip::framing::{Frame, StreamFramer};
 use edge_sip::message::MAX_MESSAGE_LEN;
@@ -26,6 +26,9 @@ use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 use crate::anchor::Anchor;
 use crate::media_shell::{MediaNotice, MediaShell};
 use crate::tls::{TlsConfigs, TrunkTls};
+use crate::trunks;
+use edge_config::routing::Host;
+use edge_routing::Engine;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -61,9 +64,9 @@ pub(crate) enum ShellError {
     /// The OS random source failed.
     #[error("cannot read the OS random source: {0}")]
     Entropy(getrandom::Error),
-    /// The trunk cannot be reached from any local address.
-    #[error("cannot route to the trunk {remote}: {reason}")]
-    Trunk { remote: SocketAddr, reason: String },
+    /// A trunk cannot be reached from any local address.
+    #[error("cannot route to trunk {name}: {reason}")]
+    Trunk { name: String, reason: String },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(io::Error),
@@ -98,6 +101,11 @@ enum Input {
         local: SocketAddr,
         remote: SocketAddr,
     },
+    /// Trunk `trunk` was looked up again: how to reach it now (`None`: its name does not resolve).
+    Resolved {
+        trunk: usize,
+        route: Option<Route>,
+    },
     /// Opening a connection toward `remote` failed.
     ConnectFailed {
         transport: Transport,
@@ -110,7 +118,7 @@ enum Input {
 pub(crate) async fn run(
     config: &Config,
     tls: Option<TlsConfigs>,
-    trunk_tls: Option<TrunkTls>,
+    trunk_tls: Vec<Option<TrunkTls>>,
 ) -> Result<Stopped, ShellError> {
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
@@ -172,19 +180,53 @@ pub(crate) async fn run(
         Some(s) => Some(s.as_str().to_owned()),
     };
     let tag_secret = getrandom::u64().map_err(ShellError::Entropy)?;
-    let trunk = match &config.sip.trunk {
-        Some(t) => Some(trunk_route(t, &bound).await?),
-        None => None,
-    };
-    if let Some(t) = &trunk {
-        tracing::info!(trunk = %t.route.remote, from = %t.route.local, "calls go to the trunk");
+    // Where each trunk is. An IP address that cannot be routed to is the operator's error; a name
+    // that does not resolve yet is retried while we run (the trunk counts as down meanwhile).
+    let mut routes = Vec::with_capacity(config.trunks.len());
+    for t in &config.trunks {
+        match trunks::locate(t, &bound).await {
+            Ok(r) => {
+                tracing::info!(trunk = %t.name, address = %r.remote, from = %r.local, transport = %t.transport, "trunk");
+                routes.push(Some(r));
+            }
+            Err(reason) if matches!(t.address, Host::Name(_)) => {
+                tracing::warn!(trunk = %t.name, %reason, "trunk not resolved yet; retrying");
+                routes.push(None);
+            }
+            Err(reason) => {
+                return Err(ShellError::Trunk {
+                    name: t.name.to_string(),
+                    reason,
+                });
+            }
+        }
     }
+    for (i, t) in config.trunks.iter().enumerate() {
+        if matches!(t.address, Host::Name(_)) {
+            tasks.push(tokio::spawn(resolve_trunk(
+                i,
+                t.clone(),
+                bound.clone(),
+                routes.get(i).copied().flatten(),
+                input_tx.clone(),
+            )));
+        }
+    }
+    let router = (!config.trunks.is_empty()).then(|| {
+        let wall = unix_now();
+        Box::new(Engine::new(
+            config,
+            routes.clone(),
+            tag_secret.rotate_left(17),
+            (now(), wall),
+        )) as Box<dyn edge_sip::router::Router>
+    });
     let limits = &config.sip.limits;
     let mut endpoint = Endpoint::new(EndpointConfig {
         server,
         tag_secret,
         timers: TimerConfig::default(),
-        trunk,
+        router,
     })
     .with_limits(Limits {
         max_message_bytes: limits.max_message_bytes.get(),
@@ -196,7 +238,7 @@ pub(crate) async fn run(
     // Media is anchored whenever calls are bridged (a trunk is configured).
     let mut notices = None;
     let mut media = None;
-    if config.sip.trunk.is_some() {
+    if !config.trunks.is_empty() {
         let (shell, rx) = MediaShell::start(&config.media).map_err(ShellError::Media)?;
         tracing::info!(
             browser = %config.media.browser.advertised(),
@@ -215,8 +257,9 @@ pub(crate) async fn run(
         outbound: HashMap::new(),
         connecting: HashMap::new(),
         input: input_tx,
-        trunk_tls,
+        trunk_tls: HashMap::new(),
     };
+    out.tls_routes(&trunk_tls, &routes);
     tracing::info!(listeners = config.sip.listen.len(), "ready");
     // sd_notify (systemd's Type=notify, or our PID 1): READY once every listener is bound, then
     // WATCHDOG from this very loop, so a stuck loop stops the petting and gets us restarted.
@@ -240,11 +283,13 @@ pub(crate) async fn run(
                 let media_status = media.as_ref().map_or(String::new(), |m| {
                     format!(", media sessions: {}", m.active())
                 });
+                let trunk_status = endpoint.router_mut().map_or(String::new(), |r| format!(", {}", r.summary()));
                 let status = format!(
-                    "calls: {}, ending: {}, registered: {}{media_status}",
+                    "calls: {}, ending: {}, registered: {}, offloaded refreshes: {}{media_status}{trunk_status}",
                     endpoint.active_calls(),
                     endpoint.ending_calls(),
-                    endpoint.registered()
+                    endpoint.registered(),
+                    endpoint.offloaded_registers()
                 );
                 notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]);
             }
@@ -266,6 +311,15 @@ pub(crate) async fn run(
                         out.opened(remote, &writer);
                     }
                     out.streams.insert((local, remote), writer);
+                }
+                Some(Input::Resolved { trunk, route }) => {
+                    if let Some(slot) = routes.get_mut(trunk) {
+                        *slot = route;
+                    }
+                    out.tls_routes(&trunk_tls, &routes);
+                    if let Some(r) = endpoint.router_mut() {
+                        r.set_route(trunk, route);
+                    }
                 }
                 Some(Input::ConnectFailed { transport, remote, reason }) => {
                     let dropped = out.connecting.remove(&remote).map_or(0, |q| q.len());
@@ -340,8 +394,8 @@ struct Outbound {
     connecting: HashMap<SocketAddr, Vec<Vec<u8>>>,
     /// Where connection tasks report.
     input: mpsc::Sender<Input>,
-    /// Client TLS toward a `tls` trunk.
-    trunk_tls: Option<TrunkTls>,
+    /// Client TLS toward each `tls` trunk, by its current address.
+    trunk_tls: HashMap<SocketAddr, TrunkTls>,
 }
 
 impl Outbound {
@@ -375,7 +429,7 @@ impl Outbound {
                     } else {
                         self.connecting.insert(t.destination, vec![t.payload]);
                         let tls = (t.transport == Transport::Tls)
-                            .then(|| self.trunk_tls.clone())
+                            .then(|| self.trunk_tls.get(&t.destination).cloned())
                             .flatten();
                         tokio::spawn(connect_trunk(t.destination, tls, self.input.clone()));
                     }
@@ -397,6 +451,15 @@ impl Outbound {
 }
 
 impl Outbound {
+    /// Which client TLS goes with which address, after trunks were (re)located.
+    fn tls_routes(&mut self, tls: &[Option<TrunkTls>], routes: &[Option<Route>]) {
+        self.trunk_tls = tls
+            .iter()
+            .zip(routes)
+            .filter_map(|(t, r)| Some((r.as_ref()?.remote, t.clone()?)))
+            .collect();
+    }
+
     /// A connection we opened is up: it carries what was waiting for it.
     fn opened(&mut self, remote: SocketAddr, writer: &mpsc::Sender<Vec<u8>>) {
         for payload in self.connecting.remove(&remote).unwrap_or_default() {
@@ -448,9 +511,21 @@ fn log_calls(endpoint: &mut Endpoint, answered: &mut HashSet<u64>) {
                 answered.insert(call.id());
                 tracing::info!(?call, "call answered");
             }
+            CallEvent::Rerouted { call, after, trunk } => {
+                tracing::info!(?call, ?after, trunk, "call failed over to the next trunk");
+            }
             CallEvent::Ended { call, reason } => {
                 answered.remove(&call.id());
                 tracing::info!(?call, %reason, "call ended");
+            }
+        }
+    }
+    if let Some(router) = endpoint.router_mut() {
+        while let Some((trunk, up)) = router.poll_change() {
+            if up {
+                tracing::info!(%trunk, "trunk up (answers OPTIONS)");
+            } else {
+                tracing::warn!(%trunk, "trunk down (OPTIONS unanswered); calls avoid it");
             }
         }
     }
@@ -489,49 +564,47 @@ fn media_notice(endpoint: &mut Endpoint, answered: &HashSet<u64>, notice: MediaN
     }
 }
 
-/// Where calls to the trunk leave from: the first UDP listener, with a concrete local address (the one
-/// the kernel would use toward the trunk) when the listener is bound to a wildcard.
-async fn trunk_route(
-    t: &edge_config::TrunkConfig,
-    bound: &[(ConfigTransport, SocketAddr)],
-) -> Result<Trunk, ShellError> {
-    let remote = SocketAddr::new(t.address, t.port.get());
-    let err = |reason: String| ShellError::Trunk { remote, reason };
-    let (transport, listener) = match t.transport {
-        ConfigTransport::Udp => (
-            Transport::Udp,
-            bound.iter().find(|(k, _)| *k == ConfigTransport::Udp),
-        ),
-        ConfigTransport::Tcp => (
-            Transport::Tcp,
-            bound.iter().find(|(k, _)| *k == ConfigTransport::Tcp),
-        ),
-        ConfigTransport::Tls => (
-            Transport::Tls,
-            bound.iter().find(|(k, _)| *k == ConfigTransport::Tls),
-        ),
-        other => return Err(err(format!("{other} toward a trunk is not supported"))),
-    };
-    // Config validation requires a listener of the trunk's transport.
-    let Some(&(_, mut local)) = listener else {
-        return Err(err(format!("no {} listener to send from", t.transport)));
-    };
-    if local.ip().is_unspecified() {
-        // The address the kernel would use toward the trunk: our Via and Contact must name it.
-        let probe = UdpSocket::bind(SocketAddr::new(local.ip(), 0))
-            .await
-            .map_err(|e| err(e.to_string()))?;
-        probe.connect(remote).await.map_err(|e| err(e.to_string()))?;
-        let ip = probe.local_addr().map_err(|e| err(e.to_string()))?.ip();
-        local = SocketAddr::new(ip, local.port());
+/// Looks trunk `index` up again every minute (every 10 s while it does not resolve) and reports a
+/// change.
+async fn resolve_trunk(
+    index: usize,
+    trunk: edge_config::routing::Trunk,
+    bound: Vec<(ConfigTransport, SocketAddr)>,
+    mut current: Option<Route>,
+    tx: mpsc::Sender<Input>,
+) {
+    loop {
+        let wait = if current.is_some() {
+            trunks::RESOLVE_EVERY
+        } else {
+            trunks::RESOLVE_RETRY
+        };
+        tokio::time::sleep(wait).await;
+        let found = match trunks::locate(&trunk, &bound).await {
+            Ok(r) => Some(r),
+            Err(reason) => {
+                tracing::warn!(trunk = %trunk.name, %reason, "trunk address lookup failed");
+                // A lookup that fails keeps the last address: DNS trouble is not the trunk's.
+                current
+            }
+        };
+        if found != current {
+            if let Some(r) = &found {
+                tracing::info!(trunk = %trunk.name, address = %r.remote, "trunk address changed");
+            }
+            current = found;
+            if tx
+                .send(Input::Resolved {
+                    trunk: index,
+                    route: found,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
     }
-    Ok(Trunk {
-        route: Route {
-            transport,
-            local,
-            remote,
-        },
-    })
 }
 
 /// Tells the service manager (if any: `NOTIFY_SOCKET`) about our state; a failure is logged, not fatal.
@@ -545,6 +618,14 @@ fn notify(state: &[sd_notify::NotifyState<'_>]) {
 #[allow(clippy::disallowed_methods)] // the shell is where time is read; cores receive it
 fn now() -> Instant {
     Instant::now()
+}
+
+/// The wall clock in Unix seconds, for routes' days and times of day.
+#[allow(clippy::disallowed_methods)] // the shell is where time is read; cores receive it
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 async fn sleep_until(wake: Option<tokio::time::Instant>) {

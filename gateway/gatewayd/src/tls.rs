@@ -107,16 +107,16 @@ impl std::fmt::Debug for TrunkTls {
     }
 }
 
-/// Loads the trust anchors for a `tls` trunk (`[sip.trunk] ca_certificate`), or `None` for others.
-pub(crate) fn trunk(config: &Config) -> Result<Option<TrunkTls>, TlsError> {
-    let Some(t) = config
-        .sip
-        .trunk
-        .as_ref()
-        .filter(|t| t.transport == edge_config::Transport::Tls)
-    else {
+/// The client TLS for each `tls` trunk (by trunk index; `None` for the others): its trust anchors
+/// and the name its certificate must carry (`server_name`, else its DNS name or IP address).
+pub(crate) fn trunks(config: &Config) -> Result<Vec<Option<TrunkTls>>, TlsError> {
+    config.trunks.iter().map(trunk).collect()
+}
+
+fn trunk(t: &edge_config::routing::Trunk) -> Result<Option<TrunkTls>, TlsError> {
+    if t.transport != edge_config::Transport::Tls {
         return Ok(None);
-    };
+    }
     // Config validation requires ca_certificate for a tls trunk.
     let Some(ca) = &t.ca_certificate else {
         return Ok(None);
@@ -139,16 +139,16 @@ pub(crate) fn trunk(config: &Config) -> Result<Option<TrunkTls>, TlsError> {
         })?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let server_name = match &t.server_name {
-        Some(name) => {
-            rustls::pki_types::ServerName::try_from(name.as_str().to_owned()).map_err(|e| TlsError::File {
-                file: ca.clone(),
-                what: "invalid sip.trunk.server_name",
-                reason: e.to_string(),
-            })?
-        }
-        None => rustls::pki_types::ServerName::IpAddress(t.address.into()),
+    let name = match (&t.server_name, &t.address) {
+        (Some(name), _) => name.as_str().to_owned(),
+        (None, edge_config::routing::Host::Name(n)) => n.clone(),
+        (None, edge_config::routing::Host::Ip(ip)) => ip.to_string(),
     };
+    let server_name = rustls::pki_types::ServerName::try_from(name).map_err(|e| TlsError::File {
+        file: ca.clone(),
+        what: "invalid server_name for a tls trunk",
+        reason: e.to_string(),
+    })?;
     Ok(Some(TrunkTls {
         connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
         server_name,

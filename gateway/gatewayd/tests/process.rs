@@ -667,7 +667,8 @@ fn an_unreachable_tcp_trunk_fails_the_call_at_once() {
         format!(
             "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {port}\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = {tcp_port}\n\
-             [sip.trunk]\naddress = \"127.0.0.1\"\nport = {dead}\ntransport = \"tcp\"\n"
+             [sip.trunk]\naddress = \"127.0.0.1\"\nport = {dead}\ntransport = \"tcp\"\n\
+             [[routes]]\nname = \"phones\"\nsource = [\"peer\"]\nsource_networks = [\"127.0.0.0/8\"]\ntrunks = [\"trunk\"]\n"
         ),
     )
     .unwrap();

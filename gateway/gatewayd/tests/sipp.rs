@@ -54,7 +54,8 @@ fn calls_through_the_gateway(trunk_transport: &str) {
             "[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1\"\nport = {gw_tcp_port}\n\
              [sip.trunk]\naddress = \"127.0.0.1\"\nport = {uas_port}\ntransport = \"{trunk_transport}\"\n\
-             [sip.limits]\nper_source_rate = 0\n"
+             [sip.limits]\nper_source_rate = 0\n\
+             [[routes]]\nname = \"phones\"\nsource = [\"peer\"]\ntrunks = [\"trunk\"]\n"
         ),
     )
     .unwrap();

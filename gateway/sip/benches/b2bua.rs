@@ -29,8 +29,9 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use edge_sip::b2bua::{CallEvent, Trunk};
+use edge_sip::b2bua::CallEvent;
 use edge_sip::message::{HeaderName, Message, Method, StartLine};
+use edge_sip::router::OneTrunk;
 use edge_sip::transaction::{Route, TimerConfig, response_for};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Transmit, Transport};
 
@@ -166,13 +167,13 @@ impl Bench {
             server: Some("RTC-Edge/bench".into()),
             tag_secret: 0x0123_4567_89ab_cdef,
             timers: TimerConfig::default(),
-            trunk: Some(Trunk {
+            router: Some(Box::new(OneTrunk {
                 route: Route {
                     transport: Transport::Udp,
                     local: GW_UDP,
                     remote: TRUNK,
                 },
-            }),
+            })),
         });
         // Five inputs per call at the goal rate.
         let step = Duration::from_secs(1).div_f64(GOAL_CPS * 5.0);
@@ -225,7 +226,7 @@ impl Bench {
             match event {
                 CallEvent::Ended { reason, .. } if reason == "BYE from A" => self.completed += 1,
                 CallEvent::Ended { reason, .. } => panic!("a call ended abnormally: {reason}"),
-                CallEvent::Started { .. } | CallEvent::Answered { .. } => {}
+                CallEvent::Started { .. } | CallEvent::Answered { .. } | CallEvent::Rerouted { .. } => {}
             }
         }
         if let Some(t0) = t0 {

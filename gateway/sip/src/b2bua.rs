@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::message::{HeaderName, Message, Method, StartLine, header_param};
+use crate::router::{Decision, Failure, Router, Target, Toward};
 use crate::transaction::{MAGIC_COOKIE, Route, TimerConfig, TransactionLayer, TxId, response_for};
 use crate::transport::Transport;
 use crate::uri::SipUri;
@@ -120,13 +121,6 @@ const SDP: &str = "application/sdp";
 /// Methods allowed once the B2BUA is on (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
 
-/// Where calls go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trunk {
-    /// Transport, our local address to send from, and the trunk's address.
-    pub route: Route,
-}
-
 /// Identifiers (Call-IDs, tags, branches): a SplitMix64 stream from a seed the shell draws from the OS.
 #[derive(Debug, Clone)]
 pub struct Ids {
@@ -182,6 +176,15 @@ pub enum CallEvent {
     Answered {
         /// The call.
         call: CallRef,
+    },
+    /// Leg B failed and the call was sent to the route's next trunk.
+    Rerouted {
+        /// The call.
+        call: CallRef,
+        /// What the previous trunk did.
+        after: Failure,
+        /// The router's index of the trunk now tried.
+        trunk: usize,
     },
     /// The call is over; `reason` says how.
     Ended {
@@ -267,6 +270,14 @@ struct Call {
     /// The 2xx to a relayed re-INVITE from a UDP originator, retransmitted until its ACK: the side,
     /// the response, the current interval, and when retransmission gives up (64·T1).
     relay_2xx: Option<(Side, Message, Duration, Instant)>,
+    /// The trunk leg B goes to (the router's index), `None` toward a browser.
+    trunk: Option<usize>,
+    /// Where leg B was sent first: the next hop when B's Contact names no IP address.
+    b_first_hop: Route,
+    /// An answer from B already crossed to A in a provisional (early media): no failover after it.
+    b_early_answer: bool,
+    /// Our INVITE to B was retried with digest credentials once.
+    b_auth_tried: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,14 +306,18 @@ enum CallTimer {
     NoAnswer,
     /// §13.3.1.4 for a relayed re-INVITE: retransmit its 2xx to a UDP originator until the ACK.
     ResendRelay2xx,
+    /// The trunk sent nothing (not even 100 Trying) within the router's attempt timeout: the call
+    /// moves to the route's next trunk, if it has one.
+    NoProvisional,
 }
 
 /// Timer C (RFC 3261 §16.6: greater than 3 minutes).
 const TIMER_C: Duration = Duration::from_secs(181);
 
 impl CallTimer {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::NoAnswer,
+        Self::NoProvisional,
         Self::ResendRelay2xx,
         Self::Resend2xx,
         Self::AckTimeout,
@@ -363,7 +378,10 @@ fn supports(m: &Message, tag: &str) -> bool {
 /// The call core.
 #[derive(Debug)]
 pub struct B2bua {
-    trunk: Trunk,
+    /// Routing and policy: where calls and registrations go.
+    router: Box<dyn Router>,
+    /// OPTIONS probes toward trunks: our client transaction → the router's trunk index.
+    probes: HashMap<TxId, usize>,
     server: Option<String>,
     timers_cfg: TimerConfig,
     ids: Ids,
@@ -423,6 +441,21 @@ struct PendingRegister {
     flow: Route,
     contact: Option<String>,
     requested: u32,
+    /// The browser's REGISTER Call-ID (the offload cache's key).
+    browser_call_id: String,
+}
+
+/// Registration offload: what the registrar last granted for one browser registration (by the
+/// browser's Call-ID), so that refreshes in between are answered here.
+#[derive(Debug, Clone)]
+struct Upstream {
+    user: String,
+    flow: Route,
+    contact: String,
+    /// When we last forwarded a REGISTER for it.
+    forwarded_at: Instant,
+    /// When the registrar's binding ends.
+    expires_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -436,6 +469,10 @@ struct Registrations {
     /// The browser's REGISTER Call-ID → ours and our last CSeq, so refreshes stay one registration.
     call_ids: HashMap<String, (String, String, u32)>,
     pending: HashMap<TxId, PendingRegister>,
+    /// Registration offload state, by the browser's REGISTER Call-ID.
+    upstream: HashMap<String, Upstream>,
+    /// Refreshes answered here instead of forwarded (registration offload).
+    offloaded: u64,
 }
 
 impl Registrations {
@@ -453,6 +490,15 @@ impl Registrations {
     }
 }
 
+/// Where a new call's leg B goes.
+#[derive(Debug)]
+enum Dest {
+    /// A registered browser: its flow and Contact.
+    Browser(Route, String),
+    /// A trunk the router chose.
+    Trunk(Target),
+}
+
 /// Result of offering a request to the B2BUA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -463,10 +509,12 @@ pub enum Handled {
 }
 
 impl B2bua {
-    /// A call core sending calls to `trunk`; `server` is our Server/User-Agent text; `seed` feeds the ids.
-    pub fn new(trunk: Trunk, server: Option<String>, timers: TimerConfig, seed: u64) -> Self {
+    /// A call core whose calls go where `router` says; `server` is our Server/User-Agent text; `seed`
+    /// feeds the ids.
+    pub fn new(router: Box<dyn Router>, server: Option<String>, timers: TimerConfig, seed: u64) -> Self {
         Self {
-            trunk,
+            router,
+            probes: HashMap::new(),
             server,
             timers_cfg: timers,
             ids: Ids::new(seed),
@@ -484,6 +532,11 @@ impl B2bua {
             options_relays: HashMap::new(),
             media: Box::new(PassThrough),
         }
+    }
+
+    /// The router, for the shell's updates (resolved addresses) and status.
+    pub fn router_mut(&mut self) -> &mut dyn Router {
+        self.router.as_mut()
     }
 
     /// The media plane that session descriptions cross (default: [`PassThrough`]).
@@ -524,6 +577,11 @@ impl B2bua {
         self.registrations.by_user.len()
     }
 
+    /// Refreshes answered here instead of forwarded to the registrar (registration offload).
+    pub fn offloaded_registers(&self) -> u64 {
+        self.registrations.offloaded
+    }
+
     /// A REGISTER from a browser: relayed to the registrar (the trunk) with our Contact; the answer
     /// (challenges included) goes back; a 2xx binds the user to the flow the REGISTER came on.
     pub fn register(
@@ -549,6 +607,48 @@ impl B2bua {
             .or_else(|| request.header(&HeaderName::Expires))
             .and_then(|e| e.trim().parse::<u32>().ok())
             .unwrap_or(3600);
+        let browser_call_id = request.header(&HeaderName::CallId).unwrap_or_default().to_owned();
+        let offload = self.router.offload_interval();
+        if let (Some(interval), Some(contact), false) = (offload, contact_value.as_deref(), wildcard)
+            && requested > 0
+        {
+            let contact = uri_in(contact).to_owned();
+            let fresh = self
+                .registrations
+                .upstream
+                .get(&browser_call_id)
+                .is_some_and(|u| {
+                    u.user == user
+                        && u.flow == route
+                        && u.contact == contact
+                        && now < u.forwarded_at + interval
+                        && u.expires_at >= now + Duration::from_secs(u64::from(requested))
+                });
+            if fresh {
+                // A refresh inside the offload interval, the registrar's binding outliving it: answered
+                // from here, the registrar never sees it.
+                self.registrations.offloaded += 1;
+                self.registrations.by_user.insert(
+                    user,
+                    Binding {
+                        flow: route,
+                        contact: contact.clone(),
+                        expires_at: now + Duration::from_secs(u64::from(requested)),
+                    },
+                );
+                let mut r = self.local_response(request, 200, "OK", None);
+                r.push_header(HeaderName::Contact, format!("<{contact}>;expires={requested}"));
+                let _ = tl.respond(now, tx, &r);
+                return Handled::Yes(Some(200));
+            }
+        }
+        // Forwarded: with offload on, the registrar is asked for a binding that outlives the interval.
+        let ask = match offload {
+            Some(interval) if requested > 0 => {
+                requested.max(u32::try_from(interval.as_secs().saturating_mul(2)).unwrap_or(u32::MAX))
+            }
+            _ => requested,
+        };
         let token = match self.registrations.token_of.get(&user) {
             Some(t) => t.clone(),
             None => {
@@ -558,18 +658,28 @@ impl B2bua {
                 t
             }
         };
-        let browser_call_id = request.header(&HeaderName::CallId).unwrap_or_default().to_owned();
         let (call_id, tag, cseq) = {
             let fresh = (format!("{}@rtc-edge", self.ids.token()), self.ids.token(), 0);
             let entry = self
                 .registrations
                 .call_ids
-                .entry(browser_call_id)
+                .entry(browser_call_id.clone())
                 .or_insert(fresh);
             entry.2 += 1;
             entry.clone()
         };
-        let route_out = self.trunk.route;
+        let Some(registrar) = self.router.registrar() else {
+            return self.reply(
+                now,
+                tl,
+                tx,
+                request,
+                503,
+                "Service Unavailable (no registrar)",
+                None,
+            );
+        };
+        let route_out = registrar.route;
         let mut m = Message {
             start: request.start.clone(),
             headers: Vec::new(),
@@ -595,11 +705,15 @@ impl B2bua {
         } else if contact_value.is_some() {
             m.push_header(
                 HeaderName::Contact,
-                format!("<sip:{token}@{}>;expires={requested}", route_out.local),
+                format!("<sip:{token}@{}>;expires={ask}", route_out.local),
             );
         }
         if let Some(e) = request.header(&HeaderName::Expires) {
-            m.push_header(HeaderName::Expires, e);
+            if ask == requested {
+                m.push_header(HeaderName::Expires, e);
+            } else {
+                m.push_header(HeaderName::Expires, ask.to_string());
+            }
         }
         // Digest credentials pass through: the Request-URI and method they sign are unchanged.
         for h in request
@@ -612,6 +726,7 @@ impl B2bua {
         if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
             m.push_header(HeaderName::UserAgent, s);
         }
+        self.router.rewrite(Toward::Trunk(registrar.trunk), &mut m);
         let Ok(b_tx) = tl.start_client(now, m, route_out) else {
             return self.reply(now, tl, tx, request, 500, "Server Internal Error", None);
         };
@@ -630,6 +745,7 @@ impl B2bua {
                 flow: route,
                 contact,
                 requested,
+                browser_call_id,
             },
         );
         Handled::Yes(None)
@@ -658,19 +774,32 @@ impl B2bua {
                 .unwrap_or(p.requested);
             match (&p.contact, granted) {
                 (Some(contact), g) if g > 0 => {
-                    let expires_at = now + Duration::from_secs(u64::from(g));
+                    // The browser gets what it asked for at most; the registrar may have granted more
+                    // (registration offload asks for more).
+                    let own = g.min(p.requested.max(1));
                     self.registrations.by_user.insert(
                         p.user.clone(),
                         Binding {
                             flow: p.flow,
                             contact: contact.clone(),
-                            expires_at,
+                            expires_at: now + Duration::from_secs(u64::from(own)),
                         },
                     );
-                    r.push_header(HeaderName::Contact, format!("<{contact}>;expires={g}"));
+                    self.registrations.upstream.insert(
+                        p.browser_call_id.clone(),
+                        Upstream {
+                            user: p.user.clone(),
+                            flow: p.flow,
+                            contact: contact.clone(),
+                            forwarded_at: now,
+                            expires_at: now + Duration::from_secs(u64::from(g)),
+                        },
+                    );
+                    r.push_header(HeaderName::Contact, format!("<{contact}>;expires={own}"));
                 }
                 _ => {
                     self.registrations.by_user.remove(&p.user);
+                    self.registrations.upstream.remove(&p.browser_call_id);
                 }
             }
         } else {
@@ -693,6 +822,7 @@ impl B2bua {
     ) {
         let on_flow = |r: &Route| r.transport.is_reliable() && r.local == local && r.remote == remote;
         self.registrations.by_user.retain(|_, b| !on_flow(&b.flow));
+        self.registrations.upstream.retain(|_, u| !on_flow(&u.flow));
         let hit: Vec<(CallRef, Side)> = self
             .calls
             .iter()
@@ -743,11 +873,18 @@ impl B2bua {
 
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(at, _, _)| *at)
+        let calls = self.timers.first().map(|(at, _, _)| *at);
+        match (calls, self.router.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires due call timers.
     pub fn handle_timeout(&mut self, now: Instant, tl: &mut TransactionLayer) {
+        while let Some(t) = self.router.poll_probe(now) {
+            self.probe(now, &t, tl);
+        }
         while let Some(&(at, call, timer)) = self.timers.first() {
             if at > now {
                 break;
@@ -803,6 +940,20 @@ impl B2bua {
                     c.relay_2xx = Some((side, ok, next, until));
                     self.arm(call, CallTimer::ResendRelay2xx, at + next);
                 }
+                CallTimer::NoProvisional => {
+                    let silent = self
+                        .calls
+                        .get(&call)
+                        .filter(|c| c.phase == Phase::Early && !c.b_provisional)
+                        .and_then(|c| c.b_tx);
+                    if let Some(old) = silent
+                        && self.fail_over(now, call, Failure::Timeout, tl)
+                    {
+                        // The silent trunk's INVITE transaction runs out on its own; the call no longer
+                        // waits for it.
+                        self.untrack(old);
+                    }
+                }
                 CallTimer::NoAnswer => {
                     if self.calls.get(&call).is_some_and(|c| c.phase == Phase::Early) {
                         self.answer_a(now, call, 408, "Request Timeout", tl);
@@ -849,11 +1000,36 @@ impl B2bua {
             StartLine::Response { .. } => None,
         };
         let flow = user.as_deref().and_then(|u| self.registrations.flow_for(u, now));
-        if flow.is_none() && route.remote == self.trunk.route.remote {
-            // From the trunk and for nobody registered here: never send it back where it came from.
-            return self.reply(now, tl, tx, request, 404, "Not Found", None);
-        }
-        let Some(b) = self.b_invite(request, max_forwards - 1, flow) else {
+        let call = CallRef(self.next);
+        self.next += 1;
+        let dest = match self.router.route(now, call, request, route, flow.is_some()) {
+            Decision::Reject {
+                status,
+                reason,
+                retry_after,
+            } => {
+                let mut r = self.local_response(request, status, &reason, None);
+                if let Some(s) = retry_after {
+                    r.push_header(HeaderName::Other("Retry-After".into()), s.to_string());
+                }
+                let _ = tl.respond(now, tx, &r);
+                return Handled::Yes(Some(status));
+            }
+            Decision::Forward(t) => Dest::Trunk(t),
+            Decision::Local => match flow {
+                Some((route, contact)) => Dest::Browser(route, contact),
+                None => {
+                    self.router.ended(call);
+                    return self.reply(now, tl, tx, request, 404, "Not Found", None);
+                }
+            },
+        };
+        let trunk = match &dest {
+            Dest::Trunk(t) => Some(t.trunk),
+            Dest::Browser(..) => None,
+        };
+        let Some(b) = self.b_invite(request, max_forwards - 1, dest) else {
+            self.router.ended(call);
             return self.reply(
                 now,
                 tl,
@@ -865,8 +1041,6 @@ impl B2bua {
             );
         };
         let (mut b_invite, mut b_leg) = b;
-        let call = CallRef(self.next);
-        self.next += 1;
         let from = Peer::of(route);
         if !request.body.is_empty() && from != Peer::of(b_leg.route) {
             match self.media.cross(now, call, from, SdpKind::Offer, &request.body) {
@@ -878,14 +1052,17 @@ impl B2bua {
                 }
                 Err(refusal) => {
                     self.media.release(call);
+                    self.router.ended(call);
                     return self.reply(now, tl, tx, request, refusal.status, &refusal.reason, None);
                 }
             }
         }
         let Ok(b_tx) = tl.start_client(now, b_invite.clone(), b_leg.route) else {
             self.media.release(call);
+            self.router.ended(call);
             return self.reply(now, tl, tx, request, 500, "Server Internal Error", None);
         };
+        let b_first_hop = b_leg.route;
         let a_leg = Leg {
             route,
             call_id: request.header(&HeaderName::CallId).unwrap_or_default().to_owned(),
@@ -942,10 +1119,15 @@ impl B2bua {
                 b_2xx_unacked: false,
                 pending_ack: None,
                 relay_2xx: None,
+                trunk,
+                b_first_hop,
+                b_early_answer: false,
+                b_auth_tried: false,
             },
         );
         self.events.push_back(CallEvent::Started { call });
         self.arm(call, CallTimer::NoAnswer, now + TIMER_C);
+        self.arm_attempt(now, call);
         Handled::Yes(None)
     }
 
@@ -1006,6 +1188,14 @@ impl B2bua {
         };
         self.options_relays.insert(out, (tx, request.clone()));
         Handled::Yes(None)
+    }
+
+    /// Leg B toward a trunk must say something within the router's attempt timeout.
+    fn arm_attempt(&mut self, now: Instant, call: CallRef) {
+        let toward_trunk = self.calls.get(&call).is_some_and(|c| c.trunk.is_some());
+        if let (true, Some(limit)) = (toward_trunk, self.router.attempt_timeout()) {
+            self.arm(call, CallTimer::NoProvisional, now + limit);
+        }
     }
 
     fn arm(&mut self, call: CallRef, timer: CallTimer, at: Instant) {
@@ -1408,6 +1598,16 @@ impl B2bua {
         response: &Message,
         tl: &mut TransactionLayer,
     ) -> bool {
+        if let Some(&trunk) = self.probes.get(&tx) {
+            if let StartLine::Response {
+                code: code @ 200.., ..
+            } = response.start
+            {
+                self.probes.remove(&tx);
+                self.router.probe_answered(now, trunk, Some(code));
+            }
+            return true;
+        }
         if let Some((server_tx, request)) = self.options_relays.get(&tx).cloned() {
             if let StartLine::Response {
                 code: code @ 200..,
@@ -1494,6 +1694,10 @@ impl B2bua {
             100 => {
                 // Any provisional, 100 included, allows the CANCEL (§9.1); only 101–199 reach A.
                 c.b_provisional = true;
+                self.disarm(call, CallTimer::NoProvisional);
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
                 if c.cancel_pending {
                     c.cancel_pending = false;
                     self.send_cancel(now, call, tl);
@@ -1501,7 +1705,11 @@ impl B2bua {
             }
             101..=199 => {
                 c.b_provisional = true;
-                learn_remote(&mut c.b, response, self.trunk.route);
+                self.disarm(call, CallTimer::NoProvisional);
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
+                learn_remote(&mut c.b, response, c.b_first_hop);
                 // Timer C restarts with every provisional (§16.7 step 2).
                 if !c.cancelled {
                     self.arm(call, CallTimer::NoAnswer, now + TIMER_C);
@@ -1523,13 +1731,18 @@ impl B2bua {
                         self.cross(now, call, Side::B, SdpKind::Answer, &response.body)
                             .ok()
                     };
+                    if sdp.is_some()
+                        && let Some(c) = self.calls.get_mut(&call)
+                    {
+                        c.b_early_answer = true;
+                    }
                     if let Some(r) = self.a_response(call, code, reason, sdp) {
                         let _ = tl.respond(now, a_tx, &r);
                     }
                 }
             }
             200..=299 => {
-                learn_remote(&mut c.b, response, self.trunk.route);
+                learn_remote(&mut c.b, response, c.b_first_hop);
                 if c.cancelled || c.phase == Phase::Ending {
                     // CANCEL/200 race: the callee answered anyway; ACK it and hang up (§15).
                     let cseq = c.b_invite_cseq();
@@ -1610,7 +1823,17 @@ impl B2bua {
                 self.events.push_back(CallEvent::Answered { call });
             }
             _ => {
-                // The transaction layer ACKs the non-2xx; map the code for leg A.
+                // The transaction layer ACKs the non-2xx. A trunk's challenge is answered once with
+                // its credentials; a failover code sends the call to the route's next trunk.
+                if matches!(code, 401 | 407) && self.retry_with_credentials(now, call, response, tl) {
+                    return true;
+                }
+                if self.fail_over(now, call, Failure::Status(code), tl) {
+                    return true;
+                }
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return true;
+                };
                 if let Some(a_tx) = c.a_tx.take() {
                     let (mapped, text) = map_failure(code, reason);
                     if let Some(r) = self.a_response(call, mapped, &text, None) {
@@ -1643,6 +1866,10 @@ impl B2bua {
 
     fn failed(&mut self, now: Instant, tx: TxId, answer: (u16, &str), why: &str, tl: &mut TransactionLayer) {
         let (code, reason) = answer;
+        if let Some(trunk) = self.probes.remove(&tx) {
+            self.router.probe_answered(now, trunk, None);
+            return;
+        }
         if let Some((server_tx, request)) = self.options_relays.remove(&tx) {
             let r = self.local_response(&request, code, reason, None);
             let _ = tl.respond(now, server_tx, &r);
@@ -1662,6 +1889,14 @@ impl B2bua {
             return;
         };
         if purpose == Purpose::BInvite {
+            let failure = if code == 408 {
+                Failure::Timeout
+            } else {
+                Failure::Unreachable
+            };
+            if self.fail_over(now, call, failure, tl) {
+                return;
+            }
             self.answer_a(now, call, code, reason, tl);
             self.end(call, why);
         } else {
@@ -1874,6 +2109,7 @@ impl B2bua {
                 self.disarm(call, t);
             }
             self.media.release(call);
+            self.router.ended(call);
         }
         self.forget_if_done(call);
     }
@@ -1914,24 +2150,197 @@ impl B2bua {
         self.media.cross(now, call, from, kind, sdp)
     }
 
-    /// Our INVITE toward the trunk and the B leg it opens.
-    fn b_invite(
+    /// Leg B of an unanswered call failed with `failure`: when the router names a next trunk, a new
+    /// leg B (new dialog) goes there with the same offer and `true` is returned; A sees nothing of it.
+    /// Not after an answer has crossed to A (early media), a CANCEL, or toward a browser.
+    fn fail_over(
         &mut self,
-        a: &Message,
-        max_forwards: u8,
-        flow: Option<(Route, String)>,
-    ) -> Option<(Message, Leg)> {
+        now: Instant,
+        call: CallRef,
+        failure: Failure,
+        tl: &mut TransactionLayer,
+    ) -> bool {
+        let Some(c) = self.calls.get(&call) else {
+            return false;
+        };
+        if c.trunk.is_none()
+            || c.cancelled
+            || c.cancel_pending
+            || c.phase != Phase::Early
+            || c.b_early_answer
+            || c.a_tx.is_none()
+        {
+            return false;
+        }
+        let a_invite = c.a_invite.clone();
+        let offer = c.b.last_offer.clone();
+        let max_forwards = c
+            .b_invite
+            .header(&HeaderName::MaxForwards)
+            .and_then(|v| v.trim().parse::<u8>().ok())
+            .unwrap_or(69);
+        let Some(target) = self.router.next(now, call, failure) else {
+            return false;
+        };
+        let trunk = target.trunk;
+        let Some((mut m, mut leg)) = self.b_invite(&a_invite, max_forwards, Dest::Trunk(target)) else {
+            return false;
+        };
+        if let Some((ct, body)) = &offer {
+            m.headers.retain(|h| h.name != HeaderName::ContentType);
+            m.push_header(HeaderName::ContentType, ct.clone());
+            m.body.clone_from(body);
+            leg.last_offer = offer;
+        }
+        let Ok(b_tx) = tl.start_client(now, m.clone(), leg.route) else {
+            return false;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        self.dialogs.remove(&(c.b.call_id.clone(), c.b.local_tag.clone()));
+        self.dialogs
+            .insert((leg.call_id.clone(), leg.local_tag.clone()), (call, Side::B));
+        c.b_first_hop = leg.route;
+        c.b = leg;
+        c.b_invite = m;
+        c.b_tx = Some(b_tx);
+        c.b_provisional = false;
+        c.b_auth_tried = false;
+        c.trunk = Some(trunk);
+        self.track(b_tx, (call, Purpose::BInvite));
+        self.arm(call, CallTimer::NoAnswer, now + TIMER_C);
+        self.arm_attempt(now, call);
+        self.events.push_back(CallEvent::Rerouted {
+            call,
+            after: failure,
+            trunk,
+        });
+        true
+    }
+
+    /// The trunk challenged our INVITE (401/407): it is sent again once, in the same dialog with the
+    /// next CSeq, carrying the trunk's digest credentials (RFC 3261 §22.2). `false` when there are
+    /// none, the challenge is unusable, or this was already the retry.
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        response: &Message,
+        tl: &mut TransactionLayer,
+    ) -> bool {
+        let Some(c) = self.calls.get(&call) else {
+            return false;
+        };
+        if c.b_auth_tried || c.cancelled || c.cancel_pending || c.phase != Phase::Early {
+            return false;
+        }
+        let Some((username, password)) = c.trunk.and_then(|t| self.router.credentials(t)) else {
+            return false;
+        };
+        let proxy = matches!(response.start, StartLine::Response { code: 407, .. });
+        let name = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let challenges = response
+            .headers
+            .iter()
+            .filter(|h| matches!(&h.name, HeaderName::Other(n) if n.eq_ignore_ascii_case(name)))
+            .map(|h| h.value.as_str());
+        let Some(challenge) = crate::digest::best(challenges) else {
+            return false;
+        };
+        let StartLine::Request { uri, .. } = &c.b_invite.start else {
+            return false;
+        };
+        let cnonce = self.ids.token();
+        let authorization = crate::digest::authorization(
+            &challenge,
+            &crate::digest::Credentials { username, password },
+            "INVITE",
+            uri,
+            &cnonce,
+            1,
+        );
+        let mut m = c.b_invite.clone();
+        let cseq = c.b_invite_cseq() + 1;
+        m.headers.retain(|h| {
+            !matches!(
+                h.name,
+                HeaderName::Authorization | HeaderName::ProxyAuthorization | HeaderName::CSeq
+            )
+        });
+        m.push_header(HeaderName::CSeq, format!("{cseq} INVITE"));
+        m.push_header(
+            if proxy {
+                HeaderName::ProxyAuthorization
+            } else {
+                HeaderName::Authorization
+            },
+            authorization,
+        );
+        let route = c.b.route;
+        m.replace_top_via(&our_via(route, &mut self.ids));
+        let Ok(b_tx) = tl.start_client(now, m.clone(), route) else {
+            return false;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        c.b.local_cseq = cseq;
+        c.b.remote_tag = None;
+        c.b_invite = m;
+        c.b_tx = Some(b_tx);
+        c.b_auth_tried = true;
+        self.track(b_tx, (call, Purpose::BInvite));
+        true
+    }
+
+    /// An OPTIONS probe toward a monitored trunk; its answer (or its absence) goes to the router.
+    fn probe(&mut self, now: Instant, t: &Target, tl: &mut TransactionLayer) {
+        let mut m = Message {
+            start: StartLine::Request {
+                method: Method::Options,
+                uri: format!("sip:{}", t.host),
+                version: "SIP/2.0".into(),
+            },
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        m.push_header(HeaderName::Via, our_via(t.route, &mut self.ids));
+        m.push_header(HeaderName::MaxForwards, "70");
+        m.push_header(
+            HeaderName::From,
+            format!("<sip:rtc-edge@{}>;tag={}", t.route.local, self.ids.token()),
+        );
+        m.push_header(HeaderName::To, format!("<sip:{}>", t.host));
+        m.push_header(HeaderName::CallId, format!("{}@rtc-edge", self.ids.token()));
+        m.push_header(HeaderName::CSeq, "1 OPTIONS");
+        m.push_header(HeaderName::Contact, our_contact(t.route));
+        m.push_header(HeaderName::Accept, SDP);
+        if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
+            m.push_header(HeaderName::UserAgent, s);
+        }
+        match tl.start_client(now, m, t.route) {
+            Ok(tx) => {
+                self.probes.insert(tx, t.trunk);
+            }
+            Err(_) => self.router.probe_answered(now, t.trunk, None),
+        }
+    }
+
+    /// Our INVITE toward `dest` and the B leg it opens (header rules for that direction applied).
+    fn b_invite(&mut self, a: &Message, max_forwards: u8, dest: Dest) -> Option<(Message, Leg)> {
         let StartLine::Request { uri, .. } = &a.start else {
             return None;
         };
         let user = request_user(uri)?;
         // Toward a registered browser: its flow and its Contact; otherwise the trunk.
-        let (route, target) = match flow {
-            Some((route, contact)) => (route, contact),
-            None => (
-                self.trunk.route,
-                format!("sip:{user}@{}", self.trunk.route.remote),
-            ),
+        let (route, target, toward) = match dest {
+            Dest::Browser(route, contact) => (route, contact, Toward::Browser),
+            Dest::Trunk(t) => (t.route, format!("sip:{user}@{}", t.host), Toward::Trunk(t.trunk)),
         };
         let call_id = format!("{}@rtc-edge", self.ids.token());
         let tag = self.ids.token();
@@ -1967,6 +2376,16 @@ impl B2bua {
         {
             m.push_header(HeaderName::ContentType, ct);
         }
+        self.router.rewrite(toward, &mut m);
+        // The rules may have changed the identities: the leg keeps what was sent.
+        let (from, to) = (
+            m.header(&HeaderName::From).map_or(from, strip_tag),
+            m.header(&HeaderName::To).map_or(to, strip_tag),
+        );
+        let target = match &m.start {
+            StartLine::Request { uri, .. } => uri.clone(),
+            StartLine::Response { .. } => target,
+        };
         let leg = Leg {
             route,
             call_id,
@@ -2089,7 +2508,7 @@ fn build_in_dialog(
 }
 
 /// Learns the peer's tag, Contact and Record-Route from a response on leg B (§12.1.2: route set reversed).
-fn learn_remote(leg: &mut Leg, response: &Message, trunk: Route) {
+fn learn_remote(leg: &mut Leg, response: &Message, first_hop: Route) {
     if response.header(&HeaderName::Allow).is_some() {
         leg.allows_update = allows(response, "UPDATE");
     }
@@ -2125,8 +2544,8 @@ fn learn_remote(leg: &mut Leg, response: &Message, trunk: Route) {
         .map(|r| uri_in(r).to_owned())
         .unwrap_or_else(|| leg.remote_target.clone());
     leg.route = Route {
-        remote: address_of(&next_hop).unwrap_or(trunk.remote),
-        ..trunk
+        remote: address_of(&next_hop).unwrap_or(first_hop.remote),
+        ..first_hop
     };
 }
 
@@ -2245,7 +2664,7 @@ mod tests {
 
     impl Net {
         fn new() -> Self {
-            let trunk = Trunk {
+            let trunk = crate::router::OneTrunk {
                 route: Route {
                     transport: Transport::Udp,
                     local: GW_UDP.parse().unwrap(),
@@ -2256,7 +2675,7 @@ mod tests {
                 server: Some("RTC-Edge/test".into()),
                 tag_secret: 7,
                 timers: TimerConfig::default(),
-                trunk: Some(trunk),
+                router: Some(Box::new(trunk)),
             });
             Self {
                 ep,

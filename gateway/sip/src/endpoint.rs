@@ -10,9 +10,10 @@
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
-use crate::b2bua::{self, B2bua, CallEvent, Handled, Trunk};
+use crate::b2bua::{self, B2bua, CallEvent, Handled};
 use crate::message::{HeaderName, Message, Method, StartLine, header_param};
 use crate::ratelimit::{RateLimit, RateLimiter};
+use crate::router::Router;
 use crate::transaction::{Route, TimerConfig, TransactionLayer, TxEvent, TxId, response_for};
 use crate::transport::{Datagram, Transmit};
 use crate::validate::{self, Rejection};
@@ -25,7 +26,7 @@ pub const ALLOW: &str = "OPTIONS";
 pub const SUPPORTED: &[&str] = &[];
 
 /// Construction parameters.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EndpointConfig {
     /// `Server` header value; `None` sends none. Control characters are stripped.
     pub server: Option<String>,
@@ -34,8 +35,8 @@ pub struct EndpointConfig {
     pub tag_secret: u64,
     /// T1, T2, T4.
     pub timers: TimerConfig,
-    /// Where calls go. Without a trunk the endpoint answers INVITE with 501 (signalling-only mode).
-    pub trunk: Option<Trunk>,
+    /// Where calls go. Without a router the endpoint answers INVITE with 501 (signalling-only mode).
+    pub router: Option<Box<dyn Router>>,
 }
 
 /// Counters; the shell exposes them in logs and, later, metrics.
@@ -125,9 +126,9 @@ impl Endpoint {
         }
         let transactions = TransactionLayer::new(config.timers);
         // The call core's ids come from the same secret, decorrelated (SplitMix64 of a different value).
-        let b2bua = config.trunk.map(|trunk| {
+        let b2bua = config.router.take().map(|router| {
             B2bua::new(
-                trunk,
+                router,
                 config.server.clone(),
                 config.timers,
                 config.tag_secret ^ 0x5eed_ca11_b2b0_a000,
@@ -166,6 +167,11 @@ impl Endpoint {
         self.b2bua.as_ref().map_or(0, B2bua::registered)
     }
 
+    /// Browsers' refreshes answered here instead of forwarded (registration offload).
+    pub fn offloaded_registers(&self) -> u64 {
+        self.b2bua.as_ref().map_or(0, B2bua::offloaded_registers)
+    }
+
     /// The shell could not open a connection to `destination`: transactions waiting on it fail now.
     pub fn transport_error(
         &mut self,
@@ -192,6 +198,11 @@ impl Endpoint {
         if let Some(b2bua) = &mut self.b2bua {
             b2bua.set_media(media);
         }
+    }
+
+    /// The router the call core asks (`None` without one).
+    pub fn router_mut(&mut self) -> Option<&mut dyn Router> {
+        self.b2bua.as_mut().map(B2bua::router_mut)
     }
 
     /// The media plane ended `call` (see [`B2bua::media_failed`]).
@@ -519,7 +530,7 @@ mod tests {
             server: Some("RTC-Edge/test".into()),
             tag_secret: 42,
             timers: TimerConfig::default(),
-            trunk: None,
+            router: None,
         })
     }
 
@@ -691,7 +702,7 @@ mod tests {
             server: Some(String::new()),
             tag_secret: 1,
             timers: TimerConfig::default(),
-            trunk: None,
+            router: None,
         });
         let req = request("OPTIONS", "").replace("To: <sip:gw@192.0.2.1>", "To: <sip:gw@192.0.2.1>;tag=mine");
         let (_, t) = feed(&mut ep, &req);

@@ -32,11 +32,14 @@ pub(crate) fn test_epoch() -> std::time::Instant {
 }
 
 pub mod b2bua;
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod pii;
 pub mod ratelimit;
+pub mod rewrite;
+pub mod router;
 pub mod transaction;
 pub mod transport;
 pub mod uri;

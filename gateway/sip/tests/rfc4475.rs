@@ -58,7 +58,7 @@ fn run(datagram: &[u8]) -> Run {
         tag_secret: 4475,
         timers: TimerConfig::default(),
         // Signalling only: without a trunk, INVITEs are answered by the endpoint itself.
-        trunk: None,
+        router: None,
     });
     let outcome = ep.handle_datagram(
         epoch(),

@@ -1,0 +1,158 @@
+//! Routing through the real daemon: trunks as UDP sockets of this test, one of them named by DNS
+//! (`localhost`), a route choosing by source, OPTIONS monitoring of the named one.
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::{Gateway, free_udp_port, retry_interrupted, scratch};
+
+/// Reads what arrives on `sock` for up to `within`, until `want` says it has seen enough.
+fn collect(sock: &UdpSocket, within: Duration, mut want: impl FnMut(&[String]) -> bool) -> Vec<String> {
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while Instant::now() < deadline && !want(&got) {
+        if let Ok((n, _)) = retry_interrupted(|| sock.recv_from(&mut buf)) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    got
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_default()
+        .trim()
+}
+
+/// A response to `request` (Via, From, To, Call-ID, CSeq copied; a To-tag added).
+fn answer(request: &str, status: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "Call-ID", "CSeq"] {
+        for l in request.lines().filter(|l| l.starts_with(&format!("{name}:"))) {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!(
+        "To: {};tag=carrier\r\nContent-Length: 0\r\n\r\n",
+        header(request, "To")
+    ));
+    out
+}
+
+#[test]
+fn a_trunk_named_by_dns_is_probed_and_gets_the_calls_its_route_selects() {
+    let dir = scratch("routing");
+    let gw_port = free_udp_port();
+    let pbx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
+             [[trunks]]\nname = \"pbx\"\naddress = \"127.0.0.1\"\nport = {}\n\
+             [[trunks]]\nname = \"carrier\"\naddress = \"localhost\"\nport = {}\n\
+             monitor = {{ interval_s = 1, down_after = 2, up_after = 1 }}\n\
+             [[routes]]\nname = \"out\"\nsource = [\"trunk:pbx\"]\ntrunks = [\"carrier\"]\n\
+             [media]\nport_min = 41000\nport_max = 41099\n",
+            pbx.local_addr().unwrap().port(),
+            carrier.local_addr().unwrap().port()
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with_env(
+        &["--config", cfg.to_str().unwrap()],
+        &[("GATEWAYD_LOG", "info".as_ref())],
+    );
+
+    // The carrier is probed with OPTIONS at its DNS name; it answers, so it stays up.
+    let probes = collect(&carrier, Duration::from_secs(15), |got| !got.is_empty());
+    let probe = probes.first().expect("an OPTIONS probe reached the carrier");
+    let carrier_port = carrier.local_addr().unwrap().port();
+    assert!(
+        probe.starts_with(&format!("OPTIONS sip:localhost:{carrier_port} SIP/2.0")),
+        "{probe}"
+    );
+    let gw_addr = ("127.0.0.1", gw_port);
+    carrier
+        .send_to(answer(probe, "200 OK").as_bytes(), gw_addr)
+        .unwrap();
+
+    // The PBX (a trunk) places a call: its route sends it to the carrier, named by its DNS name.
+    let pbx_port = pbx.local_addr().unwrap().port();
+    let invite = format!(
+        "INVITE sip:+4420@127.0.0.1:{gw_port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{pbx_port};branch=z9hG4bKpbx1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=p1\r\nTo: <sip:+4420@127.0.0.1>\r\n\
+         Call-ID: pbx-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:{pbx_port}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    pbx.send_to(invite.as_bytes(), gw_addr).unwrap();
+    let got = collect(&carrier, Duration::from_secs(10), |got| {
+        got.iter().any(|m| m.starts_with("INVITE"))
+    });
+    let b_invite = got
+        .iter()
+        .find(|m| m.starts_with("INVITE"))
+        .expect("the call reached the carrier");
+    assert!(
+        b_invite.starts_with(&format!("INVITE sip:+4420@localhost:{carrier_port} SIP/2.0")),
+        "{b_invite}"
+    );
+    assert_ne!(
+        header(b_invite, "Call-ID"),
+        "pbx-call-1",
+        "a new dialog toward the carrier"
+    );
+
+    // The carrier refuses it; the PBX gets the refusal (503 from a trunk is 480 for the caller).
+    carrier
+        .send_to(answer(b_invite, "503 Service Unavailable").as_bytes(), gw_addr)
+        .unwrap();
+    let at_pbx = collect(&pbx, Duration::from_secs(10), |got| {
+        got.iter().any(|m| m.starts_with("SIP/2.0 480"))
+    });
+    assert!(at_pbx.iter().any(|m| m.starts_with("SIP/2.0 480")), "{at_pbx:?}");
+
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("trunk=carrier"),
+        "the trunk and its address are logged: {stderr}"
+    );
+}
+
+#[test]
+fn a_trunk_name_that_does_not_resolve_is_retried_not_fatal() {
+    let dir = scratch("routing-nxdomain");
+    let gw_port = free_udp_port();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
+             [[trunks]]\nname = \"nowhere\"\naddress = \"no-such-host.invalid\"\n\
+             [media]\nport_min = 41100\nport_max = 41199\n"
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start_with_env(
+        &["--config", cfg.to_str().unwrap()],
+        &[("GATEWAYD_LOG", "info".as_ref())],
+    );
+    // It runs (answers OPTIONS) although its only trunk has no address yet.
+    let resp = common::probe(gw_port);
+    assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("trunk not resolved yet"), "{stderr}");
+}
