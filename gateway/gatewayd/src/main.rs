@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Run => match load(&options) {
-            Ok((config, origin, tls)) => run(&config, &origin, tls),
+            Ok((config, origin, tls)) => run(&config, &origin, options.config.as_deref(), tls),
             Err(code) => code,
         },
     }
@@ -104,7 +104,7 @@ struct Tls {
     trunks: Vec<Option<tls::TrunkTls>>,
 }
 
-fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
+fn run(config: &Config, origin: &str, path: Option<&std::path::Path>, tls: Tls) -> ExitCode {
     init_logging(config);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -124,7 +124,7 @@ fn run(config: &Config, origin: &str, tls: Tls) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(sip_shell::run(config, tls.listeners, tls.trunks)) {
+    match runtime.block_on(sip_shell::run(config, path, tls.listeners, tls.trunks)) {
         Ok(stop) => {
             tracing::info!(signal = stop.signal, stats = ?stop.stats, "stopped cleanly");
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -115,10 +116,13 @@ enum Input {
 }
 
 /// Binds every listener, then serves until SIGINT or SIGTERM. `tls` is present when a listener needs it.
+/// SIGHUP reads `path` again (when the configuration came from a file) and applies its routing and
+/// policy without dropping a call.
 pub(crate) async fn run(
     config: &Config,
+    path: Option<&Path>,
     tls: Option<TlsConfigs>,
-    trunk_tls: Vec<Option<TrunkTls>>,
+    mut trunk_tls: Vec<Option<TrunkTls>>,
 ) -> Result<Stopped, ShellError> {
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
@@ -173,6 +177,7 @@ pub(crate) async fn run(
     let input_tx = tx;
     let mut sigterm = signal(SignalKind::terminate()).map_err(ShellError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ShellError::Signals)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(ShellError::Signals)?;
 
     let server = match &config.sip.server_header {
         None => Some(format!("RTC-Edge/{}", env!("CARGO_PKG_VERSION"))),
@@ -182,36 +187,11 @@ pub(crate) async fn run(
     let tag_secret = getrandom::u64().map_err(ShellError::Entropy)?;
     // Where each trunk is. An IP address that cannot be routed to is the operator's error; a name
     // that does not resolve yet is retried while we run (the trunk counts as down meanwhile).
-    let mut routes = Vec::with_capacity(config.trunks.len());
-    for t in &config.trunks {
-        match trunks::locate(t, &bound).await {
-            Ok(r) => {
-                tracing::info!(trunk = %t.name, address = %r.remote, from = %r.local, transport = %t.transport, "trunk");
-                routes.push(Some(r));
-            }
-            Err(reason) if matches!(t.address, Host::Name(_)) => {
-                tracing::warn!(trunk = %t.name, %reason, "trunk not resolved yet; retrying");
-                routes.push(None);
-            }
-            Err(reason) => {
-                return Err(ShellError::Trunk {
-                    name: t.name.to_string(),
-                    reason,
-                });
-            }
-        }
-    }
-    for (i, t) in config.trunks.iter().enumerate() {
-        if matches!(t.address, Host::Name(_)) {
-            tasks.push(tokio::spawn(resolve_trunk(
-                i,
-                t.clone(),
-                bound.clone(),
-                routes.get(i).copied().flatten(),
-                input_tx.clone(),
-            )));
-        }
-    }
+    let mut routes = locate_trunks(config, &bound, None)
+        .await
+        .map_err(|(name, reason)| ShellError::Trunk { name, reason })?;
+    let mut resolvers = spawn_resolvers(config, &bound, &routes, &input_tx, trunks::RESOLVE_RETRY);
+    let mut current = config.clone();
     let router = (!config.trunks.is_empty()).then(|| {
         let wall = unix_now();
         Box::new(Engine::new(
@@ -256,7 +236,7 @@ pub(crate) async fn run(
         streams: HashMap::new(),
         outbound: HashMap::new(),
         connecting: HashMap::new(),
-        input: input_tx,
+        input: input_tx.clone(),
         trunk_tls: HashMap::new(),
     };
     out.tls_routes(&trunk_tls, &routes);
@@ -279,6 +259,22 @@ pub(crate) async fn run(
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
+            _ = sighup.recv() => {
+                match path {
+                    None => tracing::warn!("SIGHUP: running the embedded default configuration; nothing to read again"),
+                    Some(path) => {
+                        let reload = Reload { bound: &bound, input: &input_tx };
+                        if let Err(why) = reload
+                            .apply(path, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers)
+                            .await
+                        {
+                            tracing::error!(%why, "configuration not reloaded; the running one stays");
+                        }
+                        out.tls_routes(&trunk_tls, &routes);
+                        log_calls(&mut endpoint, &mut answered);
+                    }
+                }
+            }
             _ = pet.tick(), if watchdog.is_some() => {
                 let media_status = media.as_ref().map_or(String::new(), |m| {
                     format!(", media sessions: {}", m.active())
@@ -366,7 +362,7 @@ pub(crate) async fn run(
         registered = endpoint.registered(),
         "stopping"
     );
-    for task in tasks {
+    for task in tasks.into_iter().chain(resolvers) {
         task.abort();
     }
     if let Some(m) = &media {
@@ -564,6 +560,136 @@ fn media_notice(endpoint: &mut Endpoint, answered: &HashSet<u64>, notice: MediaN
     }
 }
 
+/// Where each trunk of `config` is. IP trunks are located now (an error names the trunk); a DNS name
+/// is looked up now at start (`previous` is `None`), or on a reload taken from the previous
+/// configuration when the same trunk had the same name there (its resolver looks it up soon).
+async fn locate_trunks(
+    config: &Config,
+    bound: &[(ConfigTransport, SocketAddr)],
+    previous: Option<(&Config, &[Option<Route>])>,
+) -> Result<Vec<Option<Route>>, (String, String)> {
+    let mut routes = Vec::with_capacity(config.trunks.len());
+    for t in &config.trunks {
+        if let (Host::Name(_), Some((old, old_routes))) = (&t.address, previous) {
+            let same = old.trunks.iter().position(|o| {
+                o.name == t.name
+                    && o.address == t.address
+                    && o.port_or_default() == t.port_or_default()
+                    && o.transport == t.transport
+            });
+            routes.push(same.and_then(|i| old_routes.get(i).copied().flatten()));
+            continue;
+        }
+        match trunks::locate(t, bound).await {
+            Ok(r) => {
+                tracing::info!(trunk = %t.name, address = %r.remote, from = %r.local, transport = %t.transport, "trunk");
+                routes.push(Some(r));
+            }
+            Err(reason) if matches!(t.address, Host::Name(_)) => {
+                tracing::warn!(trunk = %t.name, %reason, "trunk not resolved yet; retrying");
+                routes.push(None);
+            }
+            Err(reason) => return Err((t.name.to_string(), reason)),
+        }
+    }
+    Ok(routes)
+}
+
+/// One resolver task per trunk named by DNS; the first lookup after `first`.
+fn spawn_resolvers(
+    config: &Config,
+    bound: &[(ConfigTransport, SocketAddr)],
+    routes: &[Option<Route>],
+    input: &mpsc::Sender<Input>,
+    first: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    config
+        .trunks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| matches!(t.address, Host::Name(_)))
+        .map(|(i, t)| {
+            tokio::spawn(resolve_trunk(
+                i,
+                t.clone(),
+                bound.to_vec(),
+                routes.get(i).copied().flatten(),
+                input.clone(),
+                first,
+            ))
+        })
+        .collect()
+}
+
+/// A configuration reload (SIGHUP).
+struct Reload<'a> {
+    bound: &'a [(ConfigTransport, SocketAddr)],
+    input: &'a mpsc::Sender<Input>,
+}
+
+impl Reload<'_> {
+    /// Reads `path` again and applies its routing and policy (`[[trunks]]`, `[[routes]]`, `[routing]`,
+    /// `[admission]`, `[filter]`, `[[rewrite]]`, `[registrar]`) to the running router without
+    /// dropping a call; what needs a restart (listeners, TLS, limits, media, logging) is named in a
+    /// warning and left as it runs. An unreadable or invalid file changes nothing.
+    async fn apply(
+        &self,
+        path: &Path,
+        current: &mut Config,
+        endpoint: &mut Endpoint,
+        routes: &mut Vec<Option<Route>>,
+        trunk_tls: &mut Vec<Option<TrunkTls>>,
+        resolvers: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> Result<(), String> {
+        let new = Config::load(path).map_err(|e| e.to_string())?;
+        let tls = crate::tls::trunks(&new).map_err(|e| e.to_string())?;
+        let Some(router) = endpoint.router_mut() else {
+            return Err(
+                "the gateway started without trunks (signalling only): restart it to route calls".into(),
+            );
+        };
+        let Some(engine) = router.as_any_mut().downcast_mut::<Engine>() else {
+            return Err("the running router cannot be reconfigured".into());
+        };
+        if new.trunks.is_empty() {
+            return Err(
+                "the new file has no trunk: the running calls need one; restart to run without".into(),
+            );
+        }
+        let fresh = locate_trunks(&new, self.bound, Some((current, routes)))
+            .await
+            .map_err(|(name, reason)| format!("cannot route to trunk {name}: {reason}"))?;
+        engine.reload(&new, fresh.clone());
+        for r in resolvers.drain(..) {
+            r.abort();
+        }
+        *resolvers = spawn_resolvers(&new, self.bound, &fresh, self.input, Duration::ZERO);
+        *routes = fresh;
+        *trunk_tls = tls;
+        let mut restart = Vec::new();
+        if new.sip != current.sip {
+            restart.push("[sip]");
+        }
+        if new.media != current.media {
+            restart.push("[media]");
+        }
+        if new.log != current.log {
+            restart.push("[log]");
+        }
+        if restart.is_empty() {
+            tracing::info!(path = %path.display(), trunks = new.trunks.len(), routes = new.routes.len(), "configuration reloaded; calls kept");
+        } else {
+            tracing::warn!(
+                path = %path.display(),
+                needs_restart = restart.join(" "),
+                "routing reloaded, calls kept; other changes apply at the next restart"
+            );
+        }
+        *current = new;
+        Ok(())
+    }
+}
+
 /// Looks trunk `index` up again every minute (every 10 s while it does not resolve) and reports a
 /// change.
 async fn resolve_trunk(
@@ -572,14 +698,16 @@ async fn resolve_trunk(
     bound: Vec<(ConfigTransport, SocketAddr)>,
     mut current: Option<Route>,
     tx: mpsc::Sender<Input>,
+    first: Duration,
 ) {
+    let mut wait = first;
     loop {
-        let wait = if current.is_some() {
+        tokio::time::sleep(wait).await;
+        wait = if current.is_some() {
             trunks::RESOLVE_EVERY
         } else {
             trunks::RESOLVE_RETRY
         };
-        tokio::time::sleep(wait).await;
         let found = match trunks::locate(&trunk, &bound).await {
             Ok(r) => Some(r),
             Err(reason) => {

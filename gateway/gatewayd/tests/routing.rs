@@ -156,3 +156,114 @@ fn a_trunk_name_that_does_not_resolve_is_retried_not_fatal() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("trunk not resolved yet"), "{stderr}");
 }
+
+/// An INVITE from the PBX trunk at `from`.
+fn pbx_invite(gw_port: u16, from: u16, call_id: &str) -> String {
+    format!(
+        "INVITE sip:+4420@127.0.0.1:{gw_port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:{from};branch=z9hG4bK{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.1>;tag=p1\r\nTo: <sip:+4420@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.1:{from}>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn sighup_applies_a_new_routing_table_without_dropping_the_call_in_progress() {
+    let dir = scratch("routing-reload");
+    let gw_port = free_udp_port();
+    let pbx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (one, two) = (
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    );
+    let port = |s: &UdpSocket| s.local_addr().unwrap().port();
+    let config = |to: &str| {
+        format!(
+            "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
+             [[trunks]]\nname = \"pbx\"\naddress = \"127.0.0.1\"\nport = {}\n\
+             [[trunks]]\nname = \"one\"\naddress = \"127.0.0.1\"\nport = {}\nmax_calls = 1\n\
+             [[trunks]]\nname = \"two\"\naddress = \"127.0.0.1\"\nport = {}\n\
+             [[routes]]\nname = \"out\"\nsource = [\"trunk:pbx\"]\ntrunks = [\"{to}\"]\n\
+             [media]\nport_min = 41200\nport_max = 41299\n",
+            port(&pbx),
+            port(&one),
+            port(&two)
+        )
+    };
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(&cfg, config("one")).unwrap();
+    let gw = Gateway::start_with_env(
+        &["--config", cfg.to_str().unwrap()],
+        &[("GATEWAYD_LOG", "info".as_ref())],
+    );
+    let gw_addr = ("127.0.0.1", gw_port);
+    let is_invite = |got: &[String]| got.iter().any(|m| m.starts_with("INVITE"));
+
+    // A call goes to trunk one and is answered there.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        pbx.send_to(pbx_invite(gw_port, port(&pbx), "reload-1").as_bytes(), gw_addr)
+            .unwrap();
+        let got = collect(&one, Duration::from_millis(300), is_invite);
+        if let Some(m) = got.into_iter().find(|m| m.starts_with("INVITE")) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "gatewayd never routed the first call");
+    };
+    let mut ok = answer(&first, "200 OK");
+    ok = ok.replace(
+        "Content-Length: 0",
+        &format!(
+            "Contact: <sip:+4420@127.0.0.1:{}>\r\nContent-Length: 0",
+            port(&one)
+        ),
+    );
+    one.send_to(ok.as_bytes(), gw_addr).unwrap();
+    let at_pbx = collect(&pbx, Duration::from_secs(5), |got| {
+        got.iter().any(|m| m.starts_with("SIP/2.0 200"))
+    });
+    assert!(at_pbx.iter().any(|m| m.starts_with("SIP/2.0 200")), "{at_pbx:?}");
+
+    // The route now names trunk two; SIGHUP. The answered call stays up (no BYE anywhere).
+    std::fs::write(&cfg, config("two")).unwrap();
+    gw.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    pbx.send_to(pbx_invite(gw_port, port(&pbx), "reload-2").as_bytes(), gw_addr)
+        .unwrap();
+    let got = collect(&two, Duration::from_secs(5), is_invite);
+    assert!(
+        is_invite(&got),
+        "after the reload the route's new trunk gets the call: {got:?}"
+    );
+    let at_one = collect(&one, Duration::from_millis(300), |_| false);
+    assert!(
+        !at_one.iter().any(|m| m.starts_with("BYE")),
+        "the first call was not dropped: {at_one:?}"
+    );
+
+    // A broken file changes nothing: the running table stays.
+    std::fs::write(&cfg, config("nowhere")).unwrap();
+    gw.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = header(got.iter().find(|m| m.starts_with("INVITE")).unwrap(), "Call-ID").to_owned();
+    pbx.send_to(pbx_invite(gw_port, port(&pbx), "reload-3").as_bytes(), gw_addr)
+        .unwrap();
+    let new_call = |got: &[String]| {
+        got.iter()
+            .any(|m| m.starts_with("INVITE") && header(m, "Call-ID") != second)
+    };
+    let got = collect(&two, Duration::from_secs(5), new_call);
+    assert!(
+        new_call(&got),
+        "the third call went where the second did: {got:?}"
+    );
+
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("configuration reloaded; calls kept"), "{stderr}");
+    assert!(
+        stderr.contains("configuration not reloaded") && stderr.contains("no trunk is named \"nowhere\""),
+        "{stderr}"
+    );
+}

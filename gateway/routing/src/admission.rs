@@ -184,6 +184,17 @@ impl Sources {
         }
     }
 
+    /// New limits (a configuration reload); the calls counted so far stay counted.
+    pub(crate) fn set_limits(&mut self, max_calls: u32, cps: u32) {
+        self.max_calls = max_calls;
+        if cps != self.cps {
+            self.cps = cps;
+            for s in self.table.values_mut() {
+                s.cps = Bucket::new(cps);
+            }
+        }
+    }
+
     /// Addresses tracked now.
     pub(crate) fn len(&self) -> usize {
         self.table.len()

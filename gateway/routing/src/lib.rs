@@ -322,6 +322,54 @@ impl Engine {
         }
     }
 
+    /// A new configuration, applied without dropping a call: the table, trunks, limits, filters,
+    /// header rules and registrar are rebuilt from `config` (`routes` as in [`Engine::new`]), and what
+    /// is live carries over by trunk name — the calls on each trunk (now counted against its new
+    /// limits), its monitoring state and counters — as do the per-source counts (under the new
+    /// limits) and the totals. A call on a trunk that is gone stays up, no longer counted against a
+    /// trunk; its remaining failover candidates are mapped by name (a removed trunk drops out).
+    pub fn reload(&mut self, config: &Config, routes: Vec<Option<Route>>) {
+        let mut fresh = Self::new(config, routes, self.rng, self.wall);
+        let map: Vec<Option<usize>> = self
+            .trunks
+            .iter()
+            .map(|t| fresh.trunks.iter().position(|n| n.name == t.name))
+            .collect();
+        for (old, to) in self.trunks.iter().zip(&map) {
+            if let Some(f) = to.and_then(|i| fresh.trunks.get_mut(i)) {
+                f.load.calls = old.load.calls;
+                f.load.kbps = old.load.kbps;
+                f.probe.carry(&old.probe);
+                f.calls_total = old.calls_total;
+                f.rejected_cac = old.rejected_cac;
+                f.failovers = old.failovers;
+            }
+        }
+        let moved = |i: usize| map.get(i).copied().flatten();
+        fresh.calls = self
+            .calls
+            .drain()
+            .map(|(id, mut c)| {
+                c.current = c.current.and_then(moved);
+                c.remaining = c.remaining.iter().filter_map(|&i| moved(i)).collect();
+                (id, c)
+            })
+            .collect();
+        fresh.sources = std::mem::replace(&mut self.sources, Sources::new(0, 0));
+        fresh
+            .sources
+            .set_limits(config.admission.per_source_calls, config.admission.per_source_cps);
+        fresh.changes = std::mem::take(&mut self.changes);
+        fresh.filtered = self.filtered;
+        fresh.rejected_source = self.rejected_source;
+        fresh.rejected_cac = self.rejected_cac;
+        fresh.no_trunk_up = self.no_trunk_up;
+        fresh.no_route = self.no_route;
+        fresh.rejected_route = self.rejected_route;
+        fresh.local = self.local;
+        *self = fresh;
+    }
+
     /// The compiled routing table.
     pub fn table(&self) -> &Table {
         &self.table
@@ -666,6 +714,10 @@ impl Router for Engine {
 
     fn poll_change(&mut self) -> Option<(String, bool)> {
         self.changes.pop_front()
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 
     fn summary(&self) -> String {

@@ -84,6 +84,19 @@ impl Probe {
         }
     }
 
+    /// The state of the same trunk's monitoring before a configuration reload: up or down, the
+    /// counts in a row and the probes out carry over; the interval and thresholds are the new ones.
+    pub(crate) fn carry(&mut self, old: &Self) {
+        self.up = old.up;
+        self.fails = old.fails;
+        self.answers = old.answers;
+        self.outstanding = old.outstanding;
+        self.stale = old.stale;
+        if self.interval.is_some() && old.interval.is_some() {
+            self.due = old.due;
+        }
+    }
+
     fn record(&mut self, alive: bool) -> Option<bool> {
         if alive {
             self.fails = 0;

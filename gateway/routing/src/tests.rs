@@ -1076,3 +1076,53 @@ fn stats_count_every_outcome() {
     assert_eq!(t.e.stats().trunks[0].calls, 0);
     assert_eq!(t.e.summary(), "trunks up: 1/1, calls: 0");
 }
+
+// ---------------------------------------------------------------- reload
+
+#[test]
+fn a_reload_keeps_live_calls_counted_and_monitoring_state_by_trunk_name() {
+    let before = "[[trunks]]\nname = \"a\"\naddress = \"192.0.2.1\"\nmax_calls = 2\n\
+        monitor = { interval_s = 10, down_after = 1 }\n\
+        [[trunks]]\nname = \"b\"\naddress = \"192.0.2.2\"\n";
+    let mut t = T::new(before);
+    // a is monitored (and answers); two calls go to a, which is then full.
+    assert_eq!(t.e.poll_probe(t.t0).map(|p| p.trunk), Some(0));
+    t.e.probe_answered(t.t0, 0, Some(200));
+    let (c1, d1) = t.call(&invite("1"), browser());
+    let (_c2, d2) = t.call(&invite("2"), browser());
+    assert_eq!((trunk(&d1), trunk(&d2)), (Some(0), Some(0)));
+    assert_eq!(trunk(&t.call(&invite("3"), browser()).1), Some(1), "a is full: b");
+    // The new file lists the trunks the other way round, adds c, raises a's limit to 3 and routes
+    // explicitly; the calls in flight stay counted on a under its new index.
+    let after = "[[trunks]]\nname = \"c\"\naddress = \"192.0.2.3\"\n\
+        [[trunks]]\nname = \"b\"\naddress = \"192.0.2.2\"\n\
+        [[trunks]]\nname = \"a\"\naddress = \"192.0.2.1\"\nmax_calls = 3\n\
+        monitor = { interval_s = 10, down_after = 1 }\n\
+        [[routes]]\nname = \"r\"\ntrunks = [\"a\", \"c\"]\n";
+    let c = config(after);
+    t.e.reload(&c, resolved(&c));
+    let s = t.e.stats();
+    let names: Vec<&str> = s.trunks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["c", "b", "a"]);
+    assert_eq!(s.trunks[2].calls, 2, "a's two calls carried over");
+    assert_eq!(s.trunks[1].calls, 1, "b's call too");
+    assert_eq!(s.calls, 3);
+    assert_eq!(
+        trunk(&t.call(&invite("4"), browser()).1),
+        Some(2),
+        "a takes a third call now"
+    );
+    assert_eq!(
+        trunk(&t.call(&invite("5"), browser()).1),
+        Some(0),
+        "then it is full: c"
+    );
+    // A call that started before the reload ends: released from a under its new index.
+    t.e.ended(c1);
+    assert_eq!(t.e.stats().trunks[2].calls, 2);
+    assert_eq!(
+        t.e.poll_timeout(),
+        Some(t.after(10_000)),
+        "a's probe schedule continues"
+    );
+}

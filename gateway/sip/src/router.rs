@@ -120,6 +120,9 @@ pub trait Router: std::fmt::Debug + Send {
 
     /// One line for the service manager's status: e.g. `trunks up: 2/3`.
     fn summary(&self) -> String;
+
+    /// The concrete router, for the shell's own calls on it (a configuration reload).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 /// Every call and registration to one trunk, no policy: what the call core's tests use.
@@ -191,5 +194,8 @@ impl Router for OneTrunk {
     }
     fn summary(&self) -> String {
         format!("trunk {}", self.route.remote)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
