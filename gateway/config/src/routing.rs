@@ -589,6 +589,29 @@ pub struct RoutingConfig {
     /// Local time for `days`/`time` in routes: offset from UTC, `"+01:00"`.
     #[serde(default)]
     pub utc_offset: UtcOffset,
+    /// The DNS server asked for trunks' SRV records (`"192.0.2.53"`, `"[2001:db8::53]:53"`); default:
+    /// the first `nameserver` of /etc/resolv.conf. A and AAAA lookups use the system resolver.
+    #[serde(default)]
+    pub dns_server: Option<DnsServer>,
+}
+
+/// A DNS server address: an IP, with `:port` when not 53.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct DnsServer(pub std::net::SocketAddr);
+
+impl TryFrom<String> for DnsServer {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+            return Ok(Self(a));
+        }
+        s.parse::<IpAddr>()
+            .map(|ip| Self(std::net::SocketAddr::new(ip, 53)))
+            .map_err(|_| {
+                format!("\"{s}\" is not a DNS server address: write \"192.0.2.53\" or \"127.0.0.1:5353\"")
+            })
+    }
 }
 
 fn yes() -> bool {
@@ -615,6 +638,7 @@ impl Default for RoutingConfig {
             failover_budget_s: Self::default_budget(),
             attempt_timeout_s: Self::default_attempt(),
             utc_offset: UtcOffset::default(),
+            dns_server: None,
         }
     }
 }

@@ -580,7 +580,7 @@ async fn locate_trunks(
             routes.push(same.and_then(|i| old_routes.get(i).copied().flatten()));
             continue;
         }
-        match trunks::locate(t, bound).await {
+        match trunks::locate(t, bound, config.routing.dns_server.map(|d| d.0)).await {
             Ok(r) => {
                 tracing::info!(trunk = %t.name, address = %r.remote, from = %r.local, transport = %t.transport, "trunk");
                 routes.push(Some(r));
@@ -616,6 +616,7 @@ fn spawn_resolvers(
                 routes.get(i).copied().flatten(),
                 input.clone(),
                 first,
+                config.routing.dns_server.map(|d| d.0),
             ))
         })
         .collect()
@@ -699,6 +700,7 @@ async fn resolve_trunk(
     mut current: Option<Route>,
     tx: mpsc::Sender<Input>,
     first: Duration,
+    dns: Option<SocketAddr>,
 ) {
     let mut wait = first;
     loop {
@@ -708,7 +710,7 @@ async fn resolve_trunk(
         } else {
             trunks::RESOLVE_RETRY
         };
-        let found = match trunks::locate(&trunk, &bound).await {
+        let found = match trunks::locate(&trunk, &bound, dns).await {
             Ok(r) => Some(r),
             Err(reason) => {
                 tracing::warn!(trunk = %trunk.name, %reason, "trunk address lookup failed");

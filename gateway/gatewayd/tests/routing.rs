@@ -267,3 +267,76 @@ fn sighup_applies_a_new_routing_table_without_dropping_the_call_in_progress() {
         "{stderr}"
     );
 }
+
+/// A real DNS server (dnsmasq) serves `_sip._udp.pbx.test` → `sip1.pbx.test:<port>` with its A record:
+/// a trunk named `pbx.test` without a port is found there (RFC 3263: SRV first).
+#[test]
+fn a_trunk_named_without_a_port_is_found_by_dns_srv() {
+    if std::process::Command::new("dnsmasq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "\n*** SKIPPED DNS SRV trunk test: `dnsmasq` is not installed (apt-get install dnsmasq-base; .ci/run does this). ***\n"
+        );
+        return;
+    }
+    let dir = scratch("routing-srv");
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let carrier_port = carrier.local_addr().unwrap().port();
+    let dns_port = free_udp_port();
+    let mut dnsmasq = std::process::Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--pid-file=",
+            &format!("--port={dns_port}"),
+            &format!("--srv-host=_sip._udp.pbx.test,sip1.pbx.test,{carrier_port},0,10"),
+            "--host-record=sip1.pbx.test,127.0.0.1",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gw_port = free_udp_port();
+    let cfg = dir.join("gatewayd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
+             [[trunks]]\nname = \"carrier\"\naddress = \"pbx.test\"\n\
+             monitor = {{ interval_s = 1 }}\n\
+             [routing]\ndns_server = \"127.0.0.1:{dns_port}\"\n\
+             [media]\nport_min = 41300\nport_max = 41399\n"
+        ),
+    )
+    .unwrap();
+    // dnsmasq binds within milliseconds; a first lookup that misses it is retried every 10 s, so give
+    // it a moment rather than wait for the retry.
+    std::thread::sleep(Duration::from_millis(300));
+    let gw = Gateway::start_with_env(
+        &["--config", cfg.to_str().unwrap()],
+        &[("GATEWAYD_LOG", "info".as_ref())],
+    );
+    let probes = collect(&carrier, Duration::from_secs(15), |got| !got.is_empty());
+    let _ = dnsmasq.kill();
+    let _ = dnsmasq.wait();
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let probe = probes
+        .first()
+        .unwrap_or_else(|| panic!("no probe reached the SRV target:\n{stderr}"));
+    assert!(probe.starts_with("OPTIONS sip:pbx.test SIP/2.0"), "{probe}");
+    assert!(
+        stderr.contains(&format!("trunk=carrier address=127.0.0.1:{carrier_port}")),
+        "the SRV record's port and the target's A record: {stderr}"
+    );
+}

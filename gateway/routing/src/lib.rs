@@ -39,6 +39,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 pub mod admission;
+pub mod dns;
 mod filter;
 mod monitor;
 pub mod table;
