@@ -502,6 +502,7 @@ impl TrunkConfig {
             max_kbps: 0,
             monitor: routing::Monitor::default(),
             costs: Vec::new(),
+            codecs: Vec::new(),
         }
     }
 }

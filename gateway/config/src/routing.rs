@@ -271,6 +271,9 @@ pub struct Trunk {
     /// Cost per minute by number prefix, for `least-cost` routes (longest prefix wins).
     #[serde(default)]
     pub costs: Vec<Cost>,
+    /// Codecs offered to and accepted from this trunk, most preferred first (empty: `[media] codecs`).
+    #[serde(default)]
+    pub codecs: Vec<crate::CodecName>,
 }
 
 impl Trunk {
@@ -984,6 +987,14 @@ impl crate::Config {
                     }),
                     "digest credentials need both username and password".into(),
                 ));
+            }
+            for (j, c) in t.codecs.iter().enumerate() {
+                if t.codecs.get(..j).is_some_and(|e| e.contains(c)) {
+                    return Err((
+                        vec![k("trunks"), Seg::Index(i), k("codecs"), Seg::Index(j)],
+                        format!("\"{}\" is listed twice", c.as_str()),
+                    ));
+                }
             }
             for (j, c) in t.costs.iter().enumerate() {
                 if t.costs

@@ -9,9 +9,10 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_config::{CodecName, MediaConfig, TrunkSrtp as ConfigSrtp};
+use edge_config::{CodecName, Config, MediaConfig, TrunkSrtp as ConfigSrtp};
 use edge_media::dtls::{DtlsRole, FingerprintHash};
 use edge_media::session::{Direction, Negotiated, SessionConfig};
 use edge_media::srtp::Profile;
@@ -36,26 +37,60 @@ struct Anchored {
     last_answer: Option<(Peer, Vec<u8>, Vec<u8>)>,
 }
 
+fn codec(c: CodecName) -> Codec {
+    match c {
+        CodecName::Opus => Codec::Opus,
+        CodecName::G722 => Codec::G722,
+        CodecName::Pcmu => Codec::Pcmu,
+        CodecName::Pcma => Codec::Pcma,
+    }
+}
+
+/// Each trunk's own codecs (`[[trunks]] codecs`, by the router's trunk index; empty: `[media]
+/// codecs`). Shared with the shell, which replaces them when the configuration is reloaded; read once
+/// per call, when its first description crosses.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TrunkCodecs(Arc<Mutex<Vec<Vec<Codec>>>>);
+
+impl TrunkCodecs {
+    pub(crate) fn new(config: &Config) -> Self {
+        let t = Self::default();
+        t.set(config);
+        t
+    }
+
+    /// The trunks of `config` (a reload).
+    pub(crate) fn set(&self, config: &Config) {
+        let table = config
+            .trunks
+            .iter()
+            .map(|t| t.codecs.iter().copied().map(codec).collect())
+            .collect();
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = table;
+        }
+    }
+
+    fn of(&self, trunk: usize) -> Option<Vec<Codec>> {
+        let guard = self.0.lock().ok()?;
+        guard.get(trunk).filter(|c| !c.is_empty()).cloned()
+    }
+}
+
 /// The daemon's media plane behind the B2BUA.
 #[derive(Debug)]
 pub(crate) struct Anchor {
     shell: MediaShell,
     policy: CodecPolicy,
+    trunk_codecs: TrunkCodecs,
+    /// The trunk each new call goes to, until its SDP session opens.
+    toward: HashMap<u64, usize>,
     calls: HashMap<u64, Anchored>,
 }
 
 impl Anchor {
-    pub(crate) fn new(shell: MediaShell, config: &MediaConfig) -> Self {
-        let codecs = config
-            .codecs
-            .iter()
-            .map(|c| match c {
-                CodecName::Opus => Codec::Opus,
-                CodecName::G722 => Codec::G722,
-                CodecName::Pcmu => Codec::Pcmu,
-                CodecName::Pcma => Codec::Pcma,
-            })
-            .collect();
+    pub(crate) fn new(shell: MediaShell, config: &MediaConfig, trunk_codecs: TrunkCodecs) -> Self {
+        let codecs = config.codecs.iter().copied().map(codec).collect();
         let policy = CodecPolicy {
             codecs,
             ptime_ms: config.ptime_ms,
@@ -68,6 +103,8 @@ impl Anchor {
         Self {
             shell,
             policy,
+            trunk_codecs,
+            toward: HashMap::new(),
             calls: HashMap::new(),
         }
     }
@@ -118,8 +155,12 @@ impl Anchor {
             session_id,
             sdes_key,
         };
+        let mut policy = self.policy.clone();
+        if let Some(codecs) = self.toward.remove(&key).and_then(|t| self.trunk_codecs.of(t)) {
+            policy.codecs = codecs;
+        }
         let anchored = Anchored {
-            sdp: SdpSession::new(local, self.policy.clone()),
+            sdp: SdpSession::new(local, policy),
             ports: Some(ports),
             ice_ufrag,
             ice_pwd,
@@ -213,7 +254,14 @@ impl MediaAnchor for Anchor {
         true
     }
 
+    fn toward(&mut self, call: CallRef, trunk: usize) {
+        if !self.calls.contains_key(&call.id()) {
+            self.toward.insert(call.id(), trunk);
+        }
+    }
+
     fn release(&mut self, call: CallRef) {
+        self.toward.remove(&call.id());
         if self.calls.remove(&call.id()).is_some() {
             self.shell.release(call.id());
         }

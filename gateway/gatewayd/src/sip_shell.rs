@@ -24,7 +24,7 @@ use edge_sip::ratelimit::RateLimit;
 use edge_sip::transaction::{Route, TimerConfig};
 use edge_sip::{Datagram, Endpoint, EndpointConfig, Outcome, Stats, Transport};
 
-use crate::anchor::Anchor;
+use crate::anchor::{Anchor, TrunkCodecs};
 use crate::media_shell::{MediaNotice, MediaShell};
 use crate::tls::{TlsConfigs, TrunkTls};
 use crate::trunks;
@@ -192,6 +192,7 @@ pub(crate) async fn run(
         .map_err(|(name, reason)| ShellError::Trunk { name, reason })?;
     let mut resolvers = spawn_resolvers(config, &bound, &routes, &input_tx, trunks::RESOLVE_RETRY);
     let mut current = config.clone();
+    let trunk_codecs = TrunkCodecs::new(config);
     let router = (!config.trunks.is_empty()).then(|| {
         let wall = unix_now();
         Box::new(Engine::new(
@@ -227,7 +228,7 @@ pub(crate) async fn run(
             "media plane ready"
         );
         media = Some(shell.clone());
-        endpoint.set_media(Box::new(Anchor::new(shell, &config.media)));
+        endpoint.set_media(Box::new(Anchor::new(shell, &config.media, trunk_codecs.clone())));
         notices = Some(rx);
     }
     let mut answered = HashSet::new();
@@ -263,7 +264,7 @@ pub(crate) async fn run(
                 match path {
                     None => tracing::warn!("SIGHUP: running the embedded default configuration; nothing to read again"),
                     Some(path) => {
-                        let reload = Reload { bound: &bound, input: &input_tx };
+                        let reload = Reload { bound: &bound, input: &input_tx, codecs: &trunk_codecs };
                         if let Err(why) = reload
                             .apply(path, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers)
                             .await
@@ -626,6 +627,7 @@ fn spawn_resolvers(
 struct Reload<'a> {
     bound: &'a [(ConfigTransport, SocketAddr)],
     input: &'a mpsc::Sender<Input>,
+    codecs: &'a TrunkCodecs,
 }
 
 impl Reload<'_> {
@@ -661,6 +663,7 @@ impl Reload<'_> {
             .await
             .map_err(|(name, reason)| format!("cannot route to trunk {name}: {reason}"))?;
         engine.reload(&new, fresh.clone());
+        self.codecs.set(&new);
         for r in resolvers.drain(..) {
             r.abort();
         }

@@ -184,3 +184,53 @@ fn a_browser_call_carries_audio_both_ways_and_dtmf_to_a_udp_trunk() {
     let (status, stderr) = gw.wait();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// A trunk's own `codecs` shape the offer it gets: the browser offers Opus, G.722, PCMU and PCMA; the
+/// route for `00…` goes to a PCMA-only carrier, the rest to the PBX with `[media] codecs`.
+#[test]
+fn each_trunk_gets_an_offer_with_its_own_codecs() {
+    let dir = scratch("media-trunk-codecs");
+    let (gw_port, ws_port) = (free_udp_port(), free_tcp_port());
+    let (pbx, carrier) = (socket(), socket());
+    let port = |s: &UdpSocket| s.local_addr().unwrap().port();
+    std::fs::write(
+        dir.join("gatewayd.toml"),
+        format!(
+            "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
+             [[sip.listen]]\ntransport = \"ws\"\naddress = \"127.0.0.1\"\nport = {ws_port}\n\
+             [[trunks]]\nname = \"pbx\"\naddress = \"127.0.0.1\"\nport = {}\n\
+             [[trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1\"\nport = {}\ncodecs = [\"pcma\"]\n\
+             [[routes]]\nname = \"international\"\nuser_prefix = [\"00\"]\ntrunks = [\"carrier\"]\n\
+             [[routes]]\nname = \"internal\"\ntrunks = [\"pbx\"]\n\
+             [media]\ncodecs = [\"pcmu\", \"pcma\"]\nport_min = 41400\nport_max = 41499\n",
+            port(&pbx),
+            port(&carrier)
+        ),
+    )
+    .unwrap();
+    let gw = Gateway::start(&["--config", dir.join("gatewayd.toml").to_str().unwrap()]);
+    probe(gw_port);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut ws = ws_connect(ws_port).await;
+        for (user, at, want) in [("0044207", &carrier, " RTP/AVP 8 "), ("200", &pbx, " RTP/AVP 0 8 ")] {
+            let invite = format!(
+                "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS m5.invalid;branch=z9hG4bKc{user}\r\n\
+                 Max-Forwards: 70\r\nTo: <sip:{user}@127.0.0.1>\r\nFrom: <sip:alice@127.0.0.1>;tag=al{user}\r\n\
+                 Call-ID: codecs-{user}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@m5.invalid;transport=ws>\r\n\
+                 Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{CHROME_OFFER}",
+                CHROME_OFFER.len()
+            );
+            ws.send(Ws::text(invite)).await.unwrap();
+            let (bytes, _) = testkit::recv_until(at, "the INVITE at its trunk", WAIT, |p| p.starts_with(b"INVITE "));
+            let offer = String::from_utf8(Message::parse(&bytes).unwrap().body).unwrap();
+            assert!(offer.contains(want), "{user}: {offer}");
+        }
+    });
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

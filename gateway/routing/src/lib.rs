@@ -727,8 +727,10 @@ impl Router for Engine {
             .iter()
             .filter(|t| t.probe.up && t.route.is_some())
             .count();
+        // `calls` is already the call core's own count on the same line: admitted calls here are
+        // `routed calls`, which must come back to 0 with it.
         format!(
-            "trunks up: {up}/{}, calls: {}",
+            "trunks up: {up}/{}, routed calls: {}",
             self.trunks.len(),
             self.calls.len()
         )

@@ -892,7 +892,7 @@ fn monitoring_down_after_n_up_after_m_an_unanswered_probe_fails_at_the_next_inte
     assert_eq!(t.e.poll_change(), Some(("a".into(), false)));
     assert_eq!(t.e.poll_change(), None);
     assert!(!t.e.stats().trunks[0].up);
-    assert_eq!(t.e.summary(), "trunks up: 1/2, calls: 0");
+    assert_eq!(t.e.summary(), "trunks up: 1/2, routed calls: 0");
     assert_eq!(
         trunk(&t.call_at(10_002, &invite("1"), browser()).1),
         Some(1),
@@ -1074,7 +1074,7 @@ fn stats_count_every_outcome() {
     t.e.ended(c);
     t.e.ended(CallRef::from_id(12345)); // unknown: no-op
     assert_eq!(t.e.stats().trunks[0].calls, 0);
-    assert_eq!(t.e.summary(), "trunks up: 1/1, calls: 0");
+    assert_eq!(t.e.summary(), "trunks up: 1/1, routed calls: 0");
 }
 
 // ---------------------------------------------------------------- reload

@@ -89,6 +89,11 @@ pub trait MediaAnchor: std::fmt::Debug + Send {
     /// A DTMF digit arrived in signalling (INFO) from the `from` peer; `false` if it cannot be sent as
     /// media (no telephone-event on the other leg).
     fn dtmf(&mut self, now: Instant, call: CallRef, from: Peer, digit: char, duration: Duration) -> bool;
+    /// The call's SIP leg goes to the router's trunk `trunk` (before its first description crosses):
+    /// the media plane may apply that trunk's codecs. Later calls for the same call change nothing.
+    fn toward(&mut self, call: CallRef, trunk: usize) {
+        let _ = (call, trunk);
+    }
     /// The call is over: free its media (a call that never had any is fine).
     fn release(&mut self, call: CallRef);
 }
@@ -1028,6 +1033,9 @@ impl B2bua {
             Dest::Trunk(t) => Some(t.trunk),
             Dest::Browser(..) => None,
         };
+        if let Some(t) = trunk {
+            self.media.toward(call, t);
+        }
         let Some(b) = self.b_invite(request, max_forwards - 1, dest) else {
             self.router.ended(call);
             return self.reply(
