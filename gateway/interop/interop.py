@@ -378,8 +378,10 @@ inactivity_timeout_s = 5
                     self.status, self.status_at = line[7:], time.monotonic()
 
     def counts(self):
-        """{'calls': n, 'ending': n, 'registered': n, 'media sessions': n} from the latest STATUS."""
-        return {k.strip(): int(v) for k, v in (p.split(":") for p in (self.status or "").split(",") if ":" in p)}
+        """{'calls': n, 'ending': n, 'registered': n, 'media sessions': n, ...} from the latest STATUS (the
+        numeric fields; `trunks up: 1/1` is not one)."""
+        pairs = (p.split(":", 1) for p in (self.status or "").split(",") if ":" in p)
+        return {k.strip(): int(v) for k, v in pairs if v.strip().isdigit()}
 
     def sockets(self):
         fd = Path(f"/proc/{self.proc.p.pid}/fd")
