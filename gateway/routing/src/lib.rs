@@ -707,6 +707,12 @@ impl Router for Engine {
             .min()
     }
 
+    fn is_up(&self, trunk: usize) -> bool {
+        self.trunks
+            .get(trunk)
+            .is_some_and(|t| t.probe.up && t.route.is_some())
+    }
+
     fn set_route(&mut self, trunk: usize, route: Option<Route>) {
         if let Some(t) = self.trunks.get_mut(trunk) {
             t.route = route;

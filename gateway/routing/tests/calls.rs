@@ -446,6 +446,57 @@ fn options_monitoring_marks_a_silent_trunk_down_calls_avoid_it_and_it_comes_back
 }
 
 #[test]
+fn a_call_ringing_on_a_trunk_that_goes_down_moves_to_the_next_at_once() {
+    let mut lab = Lab::new(
+        "monitor = { interval_s = 5, down_after = 1, up_after = 1 }\n",
+        ROUTE_AB,
+    );
+    let sent = lab.advance(Duration::from_millis(100));
+    assert_eq!(call_ids(&options(&to(&sent, A))).len(), 1, "the first probe");
+    let sent = lab.invite("4420", "c1");
+    let at_a = invites(&to(&sent, A)).remove(0);
+    let sent = lab.trunk(
+        A,
+        &respond(&at_a, 180, "Ringing", &[("Contact", "<sip:4420@203.0.113.10>")]),
+    );
+    assert_eq!(codes(&to(&sent, BROWSER)), [180]);
+    // a dies: its probe goes unanswered, and at the next one a is down. The ringing call does not wait
+    // for Timer C: a gets a CANCEL, b the call.
+    let sent = lab.run_for(Duration::from_secs(5));
+    let lines = first_lines(&to(&sent, A));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CANCEL sip:4420@203.0.113.10:5060")),
+        "{lines:?}"
+    );
+    let cancel = to(&sent, A)
+        .into_iter()
+        .find(|m| first_lines(std::slice::from_ref(m))[0].starts_with("CANCEL"))
+        .unwrap();
+    assert_eq!(
+        cancel.header(&HeaderName::CallId),
+        at_a.header(&HeaderName::CallId)
+    );
+    assert_eq!(
+        cancel.header(&HeaderName::Via),
+        at_a.header(&HeaderName::Via),
+        "the CANCEL matches a's INVITE"
+    );
+    let at_b = invites(&to(&sent, B));
+    assert_eq!(call_ids(&at_b).len(), 1, "the call moved to b");
+    assert!(codes(&to(&sent, BROWSER)).is_empty());
+    // a's late 487 changes nothing; b answers.
+    lab.trunk(A, &respond(&at_a, 487, "Request Terminated", &[]));
+    let sent = lab.trunk(
+        B,
+        &respond(&at_b[0], 200, "OK", &[("Contact", "<sip:4420@203.0.113.11>")]),
+    );
+    assert_eq!(codes(&to(&sent, BROWSER)), [200]);
+    assert_eq!(lab.ep.active_calls(), 1);
+}
+
+#[test]
 fn admission_refuses_the_eleventh_concurrent_call_with_503_and_retry_after() {
     let mut lab = Lab::new(
         "max_calls = 10\n",

@@ -887,8 +887,13 @@ impl B2bua {
 
     /// Fires due call timers.
     pub fn handle_timeout(&mut self, now: Instant, tl: &mut TransactionLayer) {
+        let mut probed = false;
         while let Some(t) = self.router.poll_probe(now) {
             self.probe(now, &t, tl);
+            probed = true;
+        }
+        if probed {
+            self.leave_down_trunks(now, tl);
         }
         while let Some(&(at, call, timer)) = self.timers.first() {
             if at > now {
@@ -1613,6 +1618,7 @@ impl B2bua {
             {
                 self.probes.remove(&tx);
                 self.router.probe_answered(now, trunk, Some(code));
+                self.leave_down_trunks(now, tl);
             }
             return true;
         }
@@ -1876,6 +1882,7 @@ impl B2bua {
         let (code, reason) = answer;
         if let Some(trunk) = self.probes.remove(&tx) {
             self.router.probe_answered(now, trunk, None);
+            self.leave_down_trunks(now, tl);
             return;
         }
         if let Some((server_tx, request)) = self.options_relays.remove(&tx) {
@@ -2047,34 +2054,58 @@ impl B2bua {
 
     fn send_cancel(&mut self, now: Instant, call: CallRef, tl: &mut TransactionLayer) {
         let Some(c) = self.calls.get(&call) else { return };
-        let inv = &c.b_invite;
-        let StartLine::Request { uri, .. } = &inv.start else {
+        let (route, b_tx) = (c.b.route, c.b_tx);
+        let Some(cancel) = cancel_for(&c.b_invite, c.b_invite_cseq()) else {
             return;
         };
-        let mut cancel = Message {
-            start: StartLine::Request {
-                method: Method::Cancel,
-                uri: uri.clone(),
-                version: "SIP/2.0".into(),
-            },
-            headers: Vec::new(),
-            body: Vec::new(),
-        };
-        for name in [HeaderName::Via, HeaderName::Route] {
-            for v in inv.headers.iter().filter(|h| h.name == name) {
-                cancel.headers.push(v.clone());
-            }
-        }
-        cancel.push_header(HeaderName::MaxForwards, "70");
-        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
-            cancel.push_header(name.clone(), inv.header(&name).unwrap_or_default());
-        }
-        cancel.push_header(HeaderName::CSeq, format!("{} CANCEL", c.b_invite_cseq()));
-        if let Ok(id) = tl.start_client(now, cancel, c.b.route) {
+        if let Ok(id) = tl.start_client(now, cancel, route) {
             self.track(id, (call, Purpose::Cancel));
             // §9.1: the INVITE gives up 64·T1 after the CANCEL if no final response comes.
-            if let Some(b_tx) = self.calls.get(&call).and_then(|c| c.b_tx) {
+            if let Some(b_tx) = b_tx {
                 tl.deadline(b_tx, now + tl.timeout_interval());
+            }
+        }
+    }
+
+    /// Calls still unanswered (no answer crossed to A) on a trunk monitoring has just marked down move
+    /// to their route's next trunk at once, instead of waiting for the dead trunk's timers (Timer C
+    /// after a provisional: 3 minutes). The dead leg is CANCELled if it had sent a provisional.
+    fn leave_down_trunks(&mut self, now: Instant, tl: &mut TransactionLayer) {
+        let stuck: Vec<CallRef> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.phase == Phase::Early
+                    && !c.b_early_answer
+                    && !c.cancelled
+                    && !c.cancel_pending
+                    && c.a_tx.is_some()
+                    && c.trunk.is_some_and(|t| !self.router.is_up(t))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for call in stuck {
+            let Some(c) = self.calls.get(&call) else {
+                continue;
+            };
+            let cancel = c
+                .b_provisional
+                .then(|| cancel_for(&c.b_invite, c.b_invite_cseq()))
+                .flatten();
+            let (old_route, old_tx) = (c.b.route, c.b_tx);
+            if !self.fail_over(now, call, Failure::Unreachable, tl) {
+                continue;
+            }
+            if let Some(tx) = old_tx {
+                self.untrack(tx);
+            }
+            if let Some(cancel) = cancel
+                && let Ok(id) = tl.start_client(now, cancel, old_route)
+            {
+                self.track(id, (call, Purpose::Cancel));
+                if let Some(tx) = old_tx {
+                    tl.deadline(tx, now + tl.timeout_interval());
+                }
             }
         }
     }
@@ -2513,6 +2544,34 @@ fn build_in_dialog(
         m.body = bytes.to_vec();
     }
     m
+}
+
+/// The CANCEL for our INVITE `inv` (RFC 3261 §9.1: same Request-URI, top Via, Route, From, To,
+/// Call-ID; CSeq number `cseq` with method CANCEL).
+fn cancel_for(inv: &Message, cseq: u32) -> Option<Message> {
+    let StartLine::Request { uri, .. } = &inv.start else {
+        return None;
+    };
+    let mut cancel = Message {
+        start: StartLine::Request {
+            method: Method::Cancel,
+            uri: uri.clone(),
+            version: "SIP/2.0".into(),
+        },
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    for name in [HeaderName::Via, HeaderName::Route] {
+        for v in inv.headers.iter().filter(|h| h.name == name) {
+            cancel.headers.push(v.clone());
+        }
+    }
+    cancel.push_header(HeaderName::MaxForwards, "70");
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        cancel.push_header(name.clone(), inv.header(&name).unwrap_or_default());
+    }
+    cancel.push_header(HeaderName::CSeq, format!("{cseq} CANCEL"));
+    Some(cancel)
 }
 
 /// Learns the peer's tag, Contact and Record-Route from a response on leg B (§12.1.2: route set reversed).

@@ -112,6 +112,9 @@ pub trait Router: std::fmt::Debug + Send {
     /// When [`Router::poll_probe`] next has something.
     fn poll_timeout(&self) -> Option<Instant>;
 
+    /// Whether trunk `trunk` can take calls now (up by monitoring and resolved).
+    fn is_up(&self, trunk: usize) -> bool;
+
     /// The shell resolved (or re-resolved, or lost) trunk `trunk`'s address: how to reach it now.
     fn set_route(&mut self, trunk: usize, route: Option<Route>);
 
@@ -183,6 +186,9 @@ impl Router for OneTrunk {
     fn probe_answered(&mut self, _: Instant, _: usize, _: Option<u16>) {}
     fn poll_timeout(&self) -> Option<Instant> {
         None
+    }
+    fn is_up(&self, _: usize) -> bool {
+        true
     }
     fn set_route(&mut self, _: usize, route: Option<Route>) {
         if let Some(r) = route {
