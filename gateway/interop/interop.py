@@ -118,6 +118,52 @@ class Lab:
         self.procs.clear()
 
 
+# ---------------------------------------------------------------- running and reporting (shared with routing.py)
+
+def run_scenarios(scenarios, only, results, after_each):
+    """Runs each (n, title, fn) not filtered out by `only` (a set, or None): fn(details) passes unless
+    it raises; `after_each()` cleans up; each result goes to `results` and is printed."""
+    for n, title, fn in scenarios:
+        if only and n not in only:
+            continue
+        print(f"\n=== scenario {n}: {title}", flush=True)
+        t0 = time.monotonic()
+        result = {"scenario": n, "title": title, "details": {}}
+        try:
+            fn(result["details"])
+            result["verdict"] = "pass"
+        except Exception as e:
+            result["verdict"] = "fail"
+            result["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, Failed) else str(e)
+            traceback.print_exc()
+        finally:
+            after_each()
+        result["seconds"] = round(time.monotonic() - t0, 1)
+        print(f"--- scenario {n}: {result['verdict'].upper()} ({result['seconds']} s)"
+              + (f": {result.get('error')}" if result["verdict"] == "fail" else ""), flush=True)
+        print(json.dumps(result["details"], indent=1, default=str), flush=True)
+        results.append(result)
+
+
+def write_report(out, title, results):
+    """OUT/report.json and OUT/report.md; True when there were results and all passed."""
+    passed = sum(r["verdict"] == "pass" for r in results)
+    summary = {"passed": passed, "failed": len(results) - passed, "scenarios": results}
+    (out / "report.json").write_text(json.dumps(summary, indent=2, default=str))
+    md = [f"# {title}", "", f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {passed} of {len(results)} scenarios passed.", "",
+          "| # | scenario | verdict | seconds |", "|---|---|---|---|"]
+    for r in results:
+        md.append(f"| {r['scenario']} | {r['title']} | {r['verdict']} | {r.get('seconds', '')} |")
+    for r in results:
+        md += ["", f"## {r['scenario']}. {r['title']}: {r['verdict']}"]
+        if r.get("error"):
+            md += ["", f"**Error:** {r['error']}"]
+        for k, v in r.get("details", {}).items():
+            md.append(f"- **{k}**: `{json.dumps(v, default=str)}`")
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    return bool(results) and passed == len(results)
+
+
 # ---------------------------------------------------------------- audio
 
 def tone_wav(path, rate, tones, seconds=60):
@@ -519,26 +565,7 @@ class Suite:
             traceback.print_exc()
             self.results.append({"scenario": 0, "title": "set-up", "verdict": "fail", "error": str(e)})
             return
-        for n, title, fn in scenarios:
-            if only and n not in only:
-                continue
-            print(f"\n=== scenario {n}: {title}", flush=True)
-            t0 = time.monotonic()
-            result = {"scenario": n, "title": title, "details": {}}
-            try:
-                fn(result["details"])
-                result["verdict"] = "pass"
-            except Exception as e:
-                result["verdict"] = "fail"
-                result["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, Failed) else str(e)
-                traceback.print_exc()
-            finally:
-                self.close_browsers()
-            result["seconds"] = round(time.monotonic() - t0, 1)
-            print(f"--- scenario {n}: {result['verdict'].upper()} ({result['seconds']} s)"
-                  + (f": {result.get('error')}" if result["verdict"] == "fail" else ""), flush=True)
-            print(json.dumps(result["details"], indent=1), flush=True)
-            self.results.append(result)
+        run_scenarios(scenarios, only, self.results, self.close_browsers)
 
     def close_browsers(self):
         for p in [p for p in self.lab.procs if p.name.startswith("chromium-")]:
@@ -804,22 +831,7 @@ class Suite:
     # ---- report
 
     def report(self):
-        passed = sum(r["verdict"] == "pass" for r in self.results)
-        summary = {"passed": passed, "failed": len(self.results) - passed, "scenarios": self.results}
-        (self.out / "report.json").write_text(json.dumps(summary, indent=2))
-        md = ["# RTC Edge interop report", "", f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {passed} of {len(self.results)} scenarios passed.", "",
-              "| # | scenario | verdict | seconds |", "|---|---|---|---|"]
-        for r in self.results:
-            md.append(f"| {r['scenario']} | {r['title']} | {r['verdict']} | {r.get('seconds', '')} |")
-        for r in self.results:
-            md += ["", f"## {r['scenario']}. {r['title']}: {r['verdict']}"]
-            if r.get("error"):
-                md += ["", f"**Error:** {r['error']}"]
-            for k, v in r.get("details", {}).items():
-                md.append(f"- **{k}**: `{json.dumps(v)}`")
-        (self.out / "report.md").write_text("\n".join(md) + "\n")
-        return passed == len(self.results) and self.results
-
+        return write_report(self.out, "RTC Edge interop report", self.results)
 
 def main():
     ap = argparse.ArgumentParser()

@@ -619,47 +619,16 @@ class Suite:
             (5, "registration offload: 100 WebSocket browsers refreshing every 30 s, Kamailio sees at most the configured rate", self.s5_offload),
         ]
         only = {int(x) for x in self.args.only.split(",")} if self.args.only else None
-        for n, title, fn in scenarios:
-            if only and n not in only:
-                continue
-            print(f"\n=== scenario {n}: {title}", flush=True)
-            t0 = time.monotonic()
-            result = {"scenario": n, "title": title, "details": {}}
-            try:
-                fn(result["details"])
-                result["verdict"] = "pass"
-            except Exception as e:
-                result["verdict"] = "fail"
-                result["error"] = f"{type(e).__name__}: {e}" if not isinstance(e, Failed) else str(e)
-                traceback.print_exc()
-            finally:
-                if self.gw:
-                    self.gw.close(self.lab)
-                    self.gw = None
-                self.lab.stop_all()
-            result["seconds"] = round(time.monotonic() - t0, 1)
-            print(f"--- scenario {n}: {result['verdict'].upper()} ({result['seconds']} s)"
-                  + (f": {result.get('error')}" if result["verdict"] == "fail" else ""), flush=True)
-            print(json.dumps(result["details"], indent=1, default=str), flush=True)
-            self.results.append(result)
+        interop.run_scenarios(scenarios, only, self.results, self.after_scenario)
+
+    def after_scenario(self):
+        if self.gw:
+            self.gw.close(self.lab)
+            self.gw = None
+        self.lab.stop_all()
 
     def report(self):
-        passed = sum(r["verdict"] == "pass" for r in self.results)
-        summary = {"passed": passed, "failed": len(self.results) - passed, "scenarios": self.results}
-        (self.out / "report.json").write_text(json.dumps(summary, indent=2, default=str))
-        md = ["# RTC Edge routing report", "", f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {passed} of {len(self.results)} scenarios passed.", "",
-              "| # | scenario | verdict | seconds |", "|---|---|---|---|"]
-        for r in self.results:
-            md.append(f"| {r['scenario']} | {r['title']} | {r['verdict']} | {r.get('seconds', '')} |")
-        for r in self.results:
-            md += ["", f"## {r['scenario']}. {r['title']}: {r['verdict']}"]
-            if r.get("error"):
-                md += ["", f"**Error:** {r['error']}"]
-            for k, v in r.get("details", {}).items():
-                md.append(f"- **{k}**: `{json.dumps(v, default=str)}`")
-        (self.out / "report.md").write_text("\n".join(md) + "\n")
-        return bool(self.results) and passed == len(self.results)
-
+        return interop.write_report(self.out, "RTC Edge routing report", self.results)
 
 def main():
     ap = argparse.ArgumentParser()
