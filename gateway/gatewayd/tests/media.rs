@@ -202,7 +202,7 @@ fn each_trunk_gets_an_offer_with_its_own_codecs() {
              [[trunks]]\nname = \"carrier\"\naddress = \"127.0.0.1\"\nport = {}\ncodecs = [\"pcma\"]\n\
              [[routes]]\nname = \"international\"\nuser_prefix = [\"00\"]\ntrunks = [\"carrier\"]\n\
              [[routes]]\nname = \"internal\"\ntrunks = [\"pbx\"]\n\
-             [media]\ncodecs = [\"pcmu\", \"pcma\"]\nport_min = 41400\nport_max = 41499\n",
+             [media]\ncodecs = [\"pcmu\", \"pcma\"]\nport_min = 28400\nport_max = 28499\n",
             port(&pbx),
             port(&carrier)
         ),

@@ -1,5 +1,8 @@
 //! Routing through the real daemon: trunks as UDP sockets of this test, one of them named by DNS
 //! (`localhost`), a route choosing by source, OPTIONS monitoring of the named one.
+//!
+//! Each test's media range lies below Linux's ephemeral ports (32768-60999): a SIP port picked free
+//! for it can then never fall inside the range (a configuration the daemon would refuse).
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods, clippy::unwrap_used)]
 
@@ -62,7 +65,7 @@ fn a_trunk_named_by_dns_is_probed_and_gets_the_calls_its_route_selects() {
              [[trunks]]\nname = \"carrier\"\naddress = \"localhost\"\nport = {}\n\
              monitor = {{ interval_s = 1, down_after = 2, up_after = 1 }}\n\
              [[routes]]\nname = \"out\"\nsource = [\"trunk:pbx\"]\ntrunks = [\"carrier\"]\n\
-             [media]\nport_min = 41000\nport_max = 41099\n",
+             [media]\nport_min = 28000\nport_max = 28099\n",
             pbx.local_addr().unwrap().port(),
             carrier.local_addr().unwrap().port()
         ),
@@ -75,7 +78,10 @@ fn a_trunk_named_by_dns_is_probed_and_gets_the_calls_its_route_selects() {
 
     // The carrier is probed with OPTIONS at its DNS name; it answers, so it stays up.
     let probes = collect(&carrier, Duration::from_secs(15), |got| !got.is_empty());
-    let probe = probes.first().expect("an OPTIONS probe reached the carrier");
+    let Some(probe) = probes.first() else {
+        gw.signal("-TERM");
+        panic!("no OPTIONS probe reached the carrier:\n{}", gw.wait().1);
+    };
     let carrier_port = carrier.local_addr().unwrap().port();
     assert!(
         probe.starts_with(&format!("OPTIONS sip:localhost:{carrier_port} SIP/2.0")),
@@ -140,7 +146,7 @@ fn a_trunk_name_that_does_not_resolve_is_retried_not_fatal() {
         format!(
             "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {gw_port}\n\
              [[trunks]]\nname = \"nowhere\"\naddress = \"no-such-host.invalid\"\n\
-             [media]\nport_min = 41100\nport_max = 41199\n"
+             [media]\nport_min = 28100\nport_max = 28199\n"
         ),
     )
     .unwrap();
@@ -184,7 +190,7 @@ fn sighup_applies_a_new_routing_table_without_dropping_the_call_in_progress() {
              [[trunks]]\nname = \"one\"\naddress = \"127.0.0.1\"\nport = {}\nmax_calls = 1\n\
              [[trunks]]\nname = \"two\"\naddress = \"127.0.0.1\"\nport = {}\n\
              [[routes]]\nname = \"out\"\nsource = [\"trunk:pbx\"]\ntrunks = [\"{to}\"]\n\
-             [media]\nport_min = 41200\nport_max = 41299\n",
+             [media]\nport_min = 28200\nport_max = 28299\n",
             port(&pbx),
             port(&one),
             port(&two)
@@ -208,7 +214,11 @@ fn sighup_applies_a_new_routing_table_without_dropping_the_call_in_progress() {
         if let Some(m) = got.into_iter().find(|m| m.starts_with("INVITE")) {
             break m;
         }
-        assert!(Instant::now() < deadline, "gatewayd never routed the first call");
+        if Instant::now() >= deadline {
+            gw.signal("-TERM");
+            let (_, stderr) = gw.wait();
+            panic!("gatewayd never routed the first call:\n{stderr}");
+        }
     };
     let mut ok = answer(&first, "200 OK");
     ok = ok.replace(
@@ -314,7 +324,7 @@ fn a_trunk_named_without_a_port_is_found_by_dns_srv() {
              [[trunks]]\nname = \"carrier\"\naddress = \"pbx.test\"\n\
              monitor = {{ interval_s = 1 }}\n\
              [routing]\ndns_server = \"127.0.0.1:{dns_port}\"\n\
-             [media]\nport_min = 41300\nport_max = 41399\n"
+             [media]\nport_min = 28300\nport_max = 28399\n"
         ),
     )
     .unwrap();
