@@ -6,6 +6,6 @@ use edge_update_server::CheckinRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = edge_update_server::http::parse_head(data);
+    let _ = edge_http::head::parse_head(data);
     let _ = serde_json::from_slice::<CheckinRequest>(data);
 });

@@ -67,9 +67,5 @@ pub struct FleetView {
     pub releases: Vec<Release>,
 }
 
-/// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// What is wrong.
-    pub error: String,
-}
+/// The body of every error response (`edge-http`'s, so the two cannot drift).
+pub use edge_http::ErrorBody;

@@ -8,19 +8,12 @@
 //! mistake before a device has to.
 //!
 //! This library owns the fleet's rules ([`fleet`]: [`bucket`], the offer, the automatic pause), the JSON
-//! bodies ([`api`]), the configuration ([`config`]), the store folder ([`store`]), HTTP/1.1 framing
-//! ([`http`]), the HTTP semantics over plain values ([`service`]) and the page ([`html`]). The binary
+//! bodies ([`api`]), the configuration ([`config`]), the store folder ([`store`]), the HTTP semantics over plain values ([`service`]) and the page ([`html`]). The binary
 //! (`src/main.rs`) is the shell: the command line, logging, the clock, the sockets and TLS.
 //!
-//! HTTP and TLS: the shell serves HTTP/1.1 itself (one thread per connection, heads framed by [`http`]
-//! with `httparse`), over rustls 0.23 (`StreamOwned`, the workspace's `ring` provider) when the
-//! configuration names `tls_cert` and `tls_key`, over plain TCP otherwise. `tiny_http` 0.12 was the
-//! plan and is not used: its `ssl-rustls` feature builds, but brings rustls 0.20 and ring 0.16 (a second
-//! TLS stack; rustls 0.20 got no fix for RUSTSEC-2024-0336, an infinite loop in the blocking I/O
-//! `tiny_http` uses), and, with or without TLS, dropping a request whose body was not read to its end
-//! allocates the rest of its *declared* `Content-Length` at once (`EqualReader::drop`), so one
-//! unauthenticated request with `Content-Length: 1000000000000` aborted the server (tried; the fix,
-//! tiny-http PR #290, is not released).
+//! HTTP and TLS are `edge-http`'s (its crate doc says why not `tiny_http`): the binary serves the
+//! service with `edge_http::server`, over rustls 0.23 when the configuration names `tls_cert` and
+//! `tls_key`, over plain TCP otherwise.
 //!
 //! It must never: read the clock or own a socket (time is a parameter; the shell owns every socket), or
 //! trust a device's input (every peer value is bounded, escaped in HTML, and can only fail its own
@@ -34,7 +27,6 @@ pub mod api;
 pub mod config;
 pub mod fleet;
 pub mod html;
-pub mod http;
 pub mod service;
 pub mod store;
 

@@ -2,13 +2,10 @@
 //! byte ranges, status codes. The shell turns sockets into these and back; nothing here owns a socket or
 //! reads the clock (`now` comes with every call).
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use serde::Serialize;
-
-use crate::api::{CheckinRequest, ErrorBody, RolloutRequest};
+use crate::api::{CheckinRequest, RolloutRequest};
 use crate::config::Config;
 use crate::fleet::{Fleet, Release, RolloutError, is_name};
 use crate::html;
@@ -17,79 +14,7 @@ use crate::store::{Store, StoreError, UploadError};
 /// The largest JSON request body read, in bytes (larger: 413).
 pub const MAX_JSON: u64 = 1024 * 1024;
 
-/// An HTTP request, as much of it as the API looks at.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The request target: path and query (`/v1/fleet`, `/?token=…`).
-    pub url: String,
-    /// The `Authorization` header.
-    pub authorization: Option<String>,
-    /// The `Range` header.
-    pub range: Option<String>,
-}
-
-/// A response body.
-#[derive(Debug)]
-pub enum Body {
-    /// In memory.
-    Bytes(Vec<u8>),
-    /// `len` bytes of an open file, from its current position: streamed, never read whole.
-    File {
-        /// Positioned at the first byte to send.
-        file: File,
-        /// How many bytes to send.
-        len: u64,
-    },
-}
-
-/// An HTTP response.
-#[derive(Debug)]
-pub struct Response {
-    /// The status code.
-    pub status: u16,
-    /// Headers besides `Content-Length` (the shell sets it from the body).
-    pub headers: Vec<(&'static str, String)>,
-    /// The body.
-    pub body: Body,
-}
-
-impl Response {
-    fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        Self {
-            status,
-            headers: vec![
-                ("Content-Type", "application/json".into()),
-                ("Cache-Control", "no-store".into()),
-            ],
-            body: Body::Bytes(serde_json::to_vec(value).unwrap_or_default()),
-        }
-    }
-
-    /// A JSON error: `{"error": message}`.
-    pub fn error(status: u16, message: impl Into<String>) -> Self {
-        Self::json(
-            status,
-            &ErrorBody {
-                error: message.into(),
-            },
-        )
-    }
-
-    /// The body's length.
-    pub fn len(&self) -> u64 {
-        match &self.body {
-            Body::Bytes(b) => u64::try_from(b.len()).unwrap_or(u64::MAX),
-            Body::File { len, .. } => *len,
-        }
-    }
-
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub use edge_http::{Body, Request, Response};
 
 /// Who a request comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,34 +23,7 @@ enum Role {
     Admin,
 }
 
-/// Compares secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// `%XX`-decodes a path segment or query value; `None` if malformed or not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// The (decoded) value of `name` in a query string.
-fn query_param(query: &str, name: &str) -> Option<Option<String>> {
-    query.split('&').find_map(|kv| {
-        kv.split_once('=')
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| percent_decode(v))
-    })
-}
+use edge_http::{percent_decode, query_param, same_secret};
 
 /// What a `Range` header asks of a file of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,6 +438,7 @@ mod tests {
             url: url.into(),
             authorization: token.map(|t| format!("Bearer {t}")),
             range: None,
+            ..Request::default()
         };
         s.handle(&req, &mut &body[..], NOW)
     }
@@ -698,6 +597,7 @@ mod tests {
                 url: o.url.clone(),
                 authorization: Some("Bearer dev".into()),
                 range: Some(range.into()),
+                ..Request::default()
             };
             s.handle(&req, &mut io::empty(), NOW)
         };

@@ -27,6 +27,8 @@ pub struct Head {
     pub authorization: Option<String>,
     /// The `Range` header.
     pub range: Option<String>,
+    /// Every header with a UTF-8 value, in order: the name in lower case, the value trimmed.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Why a request head is refused; the connection is closed after the answer.
@@ -82,6 +84,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeadError> {
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value).ok().map(str::trim);
         let name = h.name;
+        if let Some(v) = value {
+            head.headers.push((name.to_ascii_lowercase(), v.to_owned()));
+        }
         if name.eq_ignore_ascii_case("content-length") {
             let n = value
                 .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -119,16 +124,24 @@ fn reason(status: u16) -> &'static str {
         100 => "Continue",
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        303 => "See Other",
+        304 => "Not Modified",
         206 => "Partial Content",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        415 => "Unsupported Media Type",
         411 => "Length Required",
         413 => "Content Too Large",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
@@ -181,6 +194,15 @@ mod tests {
                 expect_continue: true,
                 authorization: Some("Bearer adm".into()),
                 range: Some("bytes=1-".into()),
+                headers: [
+                    ("host", "x"),
+                    ("authorization", "Bearer adm"),
+                    ("content-length", "12"),
+                    ("expect", "100-continue"),
+                    ("range", "bytes=1-"),
+                ]
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .to_vec(),
             }
         );
     }
