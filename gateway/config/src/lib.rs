@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod json;
 pub mod located;
 pub mod routing;
+pub mod web;
 
 use located::{Document, FileError, Problem, Seg};
 
@@ -130,6 +132,9 @@ pub struct Config {
     /// `[registrar]`: where REGISTERs go; registration offload.
     #[serde(default)]
     pub registrar: routing::Registrar,
+    /// `[web]`: the local web UI and REST API (absent: none).
+    #[serde(default)]
+    pub web: Option<web::WebConfig>,
 }
 
 fn default_schema() -> u32 {
@@ -177,7 +182,7 @@ pub struct MediaConfig {
     pub realtime_priority: u8,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -483,6 +488,12 @@ pub struct TrunkConfig {
     /// TLS: the PEM certificate(s) that sign the trunk's certificate (relative to this file's folder).
     #[serde(default)]
     pub ca_certificate: Option<PathBuf>,
+    /// Digest user name the gateway answers the trunk's 401/407 with.
+    #[serde(default)]
+    pub username: Option<HeaderText>,
+    /// Digest password (needs `username`).
+    #[serde(default)]
+    pub password: Option<routing::Secret>,
 }
 
 impl TrunkConfig {
@@ -495,8 +506,8 @@ impl TrunkConfig {
             transport: self.transport,
             server_name: self.server_name,
             ca_certificate: self.ca_certificate,
-            username: None,
-            password: None,
+            username: self.username,
+            password: self.password,
             max_calls: 0,
             max_cps: 0,
             max_kbps: 0,
@@ -584,6 +595,11 @@ impl fmt::Display for Transport {
 pub struct Port(NonZeroU16);
 
 impl Port {
+    /// `n` as a port, unless it is 0.
+    pub fn new(n: u16) -> Option<Self> {
+        NonZeroU16::new(n).map(Self)
+    }
+
     /// The port number.
     pub fn get(self) -> u16 {
         self.0.get()
@@ -696,7 +712,17 @@ impl Config {
                 .iter_mut()
                 .flat_map(|t| [&mut t.certificate, &mut t.private_key]);
             let ca = config.trunks.iter_mut().filter_map(|t| t.ca_certificate.as_mut());
-            for p in tls.chain(ca) {
+            let web = config.web.iter_mut().flat_map(|w| {
+                [
+                    &mut w.certificate,
+                    &mut w.private_key,
+                    &mut w.state_dir,
+                    &mut w.network_file,
+                ]
+                .into_iter()
+                .flatten()
+            });
+            for p in tls.chain(ca).chain(web) {
                 if p.is_relative() {
                     *p = dir.join(&*p);
                 }
@@ -768,8 +794,19 @@ impl Config {
                 Seg::Key("transport".into()),
             ];
             self.check_trunk_transport(trunk.transport, trunk.ca_certificate.is_some(), &key)?;
+            if trunk.password.is_some() && trunk.username.is_none() {
+                return Err((
+                    vec![
+                        Seg::Key("sip".into()),
+                        Seg::Key("trunk".into()),
+                        Seg::Key("password".into()),
+                    ],
+                    "a password needs a username".into(),
+                ));
+            }
         }
         self.validate_media()?;
+        self.validate_web()?;
         for (i, l) in self.sip.listen.iter().enumerate() {
             if l.transport.needs_certificate() && self.sip.tls.is_none() {
                 let mut path = listen_path();
@@ -806,6 +843,42 @@ impl Config {
 }
 
 impl Config {
+    fn validate_web(&self) -> Result<(), (Vec<Seg>, String)> {
+        let Some(w) = &self.web else {
+            return Ok(());
+        };
+        let key = |k: &str| vec![Seg::Key("web".into()), Seg::Key(k.into())];
+        if !w.https && !w.address.is_loopback() && !w.allow_http {
+            return Err((
+                key("https"),
+                format!(
+                    "plain HTTP is served only on a loopback address (the admin password would cross the \
+                     network in clear); use https = true, or set allow_http = true to serve {} anyway",
+                    w.address
+                ),
+            ));
+        }
+        if w.certificate.is_some() != w.private_key.is_some() {
+            let missing = if w.certificate.is_some() {
+                "private_key"
+            } else {
+                "certificate"
+            };
+            return Err((key(missing), "certificate and private_key go together".into()));
+        }
+        if self.sip.listen.iter().any(|l| {
+            l.port == w.port
+                && l.transport != Transport::Udp
+                && (l.address == w.address || l.address.is_unspecified() || w.address.is_unspecified())
+        }) {
+            return Err((
+                key("port"),
+                format!("port {} is already a SIP listener's", w.port.get()),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_media(&self) -> Result<(), (Vec<Seg>, String)> {
         let m = &self.media;
         let key = |k: &[&str]| {

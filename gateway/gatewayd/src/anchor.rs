@@ -233,6 +233,7 @@ impl MediaAnchor for Anchor {
         }
         if let Some(plan) = plan {
             tracing::debug!(call = key, codec = ?plan.codec.codec, "media negotiated");
+            self.shell.note_codec(key, plan.codec.codec.encoding_name());
             self.apply(key, &plan)?;
         }
         Ok(out)

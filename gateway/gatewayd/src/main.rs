@@ -15,6 +15,7 @@ mod media_shell;
 mod sip_shell;
 mod tls;
 mod trunks;
+mod web;
 
 use std::process::ExitCode;
 
@@ -105,7 +106,8 @@ struct Tls {
 }
 
 fn run(config: &Config, origin: &str, path: Option<&std::path::Path>, tls: Tls) -> ExitCode {
-    init_logging(config);
+    let logs = std::sync::Arc::new(web::LogRing::default());
+    init_logging(config, &logs);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = origin,
@@ -124,7 +126,7 @@ fn run(config: &Config, origin: &str, path: Option<&std::path::Path>, tls: Tls) 
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match runtime.block_on(sip_shell::run(config, path, tls.listeners, tls.trunks)) {
+    match runtime.block_on(sip_shell::run(config, path, tls.listeners, tls.trunks, logs)) {
         Ok(stop) => {
             tracing::info!(signal = stop.signal, stats = ?stop.stats, "stopped cleanly");
             ExitCode::SUCCESS
@@ -139,18 +141,29 @@ fn run(config: &Config, origin: &str, path: Option<&std::path::Path>, tls: Tls) 
 /// Logs go to stderr (journald, the PID 1 console, or a terminal). `GATEWAYD_LOG` overrides the level.
 /// Libraries that log through the `log` crate (rtc-dtls, rustls) come through the same subscriber and
 /// filter (tracing-subscriber's `tracing-log` bridge, installed by `init`).
-fn init_logging(config: &Config) {
+/// The web UI's log page gets the same lines (as the filter passes them) through `logs`.
+fn init_logging(config: &Config, logs: &std::sync::Arc<web::LogRing>) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = std::env::var("GATEWAYD_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(config.log.level.as_str()));
     // Colour only on a terminal: journald and the serial console get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .with_target(false)
+        .with_target(false);
+    let ring = config
+        .web
+        .is_some()
+        .then(|| web::RingLayer(std::sync::Arc::clone(logs)));
+    // `init` also routes `log` records (rtc-dtls, rustls) through it (the tracing-log feature).
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(ring)
         .init();
 }
 

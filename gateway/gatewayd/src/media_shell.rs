@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use edge_config::{MediaConfig, MediaSide};
 use edge_media::dtls::{DtlsError, DtlsIdentity};
-use edge_media::session::{Forward, MediaEvent, MediaSession, Negotiated, SessionConfig, Socket};
+use edge_media::session::{Forward, MediaEvent, MediaSession, MediaStats, Negotiated, SessionConfig, Socket};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -95,6 +95,8 @@ struct Shared {
     trunk: MediaSide,
     timeouts: (Duration, Duration),
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The codec each call bridges (the anchor notes it; the web UI shows it). Signalling only.
+    codecs: Mutex<HashMap<CallKey, &'static str>>,
 }
 
 impl Drop for Shared {
@@ -120,6 +122,8 @@ impl Drop for Shared {
 struct Counters {
     send_errors: AtomicU64,
     recv_errors: AtomicU64,
+    /// Packets relayed by sessions that have closed (added once per session, at its end).
+    closed_packets: AtomicU64,
 }
 
 /// The free port blocks (indices into the configured range), handed out oldest-freed first so that a
@@ -232,6 +236,8 @@ enum Command {
     Update(CallKey, Box<Negotiated>),
     Dtmf(CallKey, char, Duration),
     Release(CallKey),
+    /// Every running session's counters, for the web UI (asked at most every second or two).
+    Stats(mpsc::SyncSender<Vec<(CallKey, MediaStats)>>),
     Shutdown,
 }
 
@@ -339,6 +345,7 @@ impl MediaShell {
                 trunk: cfg.trunk,
                 timeouts: (timeout(cfg.inactivity_timeout_s), timeout(cfg.hold_timeout_s)),
                 thread: Mutex::new(Some(thread)),
+                codecs: Mutex::new(HashMap::new()),
             }),
         };
         Ok((shell, notice_rx))
@@ -353,6 +360,19 @@ impl MediaShell {
     /// a deadline a century away.
     pub(crate) fn timeouts(&self) -> (Duration, Duration) {
         self.shared.timeouts
+    }
+
+    /// Every running session's counters, asked of the media thread (`None` if it does not answer
+    /// within half a second). Not for the media path: for the web UI and metrics.
+    pub(crate) fn call_stats(&self) -> Option<Vec<(CallKey, MediaStats)>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.command(Command::Stats(tx));
+        rx.recv_timeout(Duration::from_millis(500)).ok()
+    }
+
+    /// Packets relayed by sessions that have ended, since start.
+    pub(crate) fn closed_packets(&self) -> u64 {
+        self.shared.counters.closed_packets.load(Ordering::Relaxed)
     }
 
     /// Sessions running (started and not yet closed by the media thread).
@@ -456,7 +476,22 @@ impl MediaShell {
     /// Ends the call's media: the media thread closes its sockets, returns its ports to the pool, and
     /// only then counts it out of [`Self::active`]. A key that never started is ignored.
     pub(crate) fn release(&self, key: CallKey) {
+        self.codecs().remove(&key);
         self.command(Command::Release(key));
+    }
+
+    fn codecs(&self) -> std::sync::MutexGuard<'_, HashMap<CallKey, &'static str>> {
+        self.shared.codecs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes the codec a call bridges (on each negotiation).
+    pub(crate) fn note_codec(&self, key: CallKey, codec: &'static str) {
+        self.codecs().insert(key, codec);
+    }
+
+    /// The codec a call bridges, once negotiated.
+    pub(crate) fn codec_of(&self, key: CallKey) -> Option<&'static str> {
+        self.codecs().get(&key).copied()
     }
 
     fn command(&self, command: Command) {
@@ -617,6 +652,18 @@ impl MediaThread {
                 arm(&mut self.timers, call, slot, None);
             }
             Command::Release(key) => self.release(key),
+            Command::Stats(reply) => {
+                let stats = self
+                    .keys
+                    .iter()
+                    .filter_map(|(key, slot)| {
+                        let call = self.calls.get(*slot)?.as_deref()?;
+                        Some((*key, call.session.stats()))
+                    })
+                    .collect();
+                // The asker may have given up waiting: nothing to do then.
+                let _ = reply.try_send(stats);
+            }
             Command::Shutdown => {}
         }
     }
@@ -688,10 +735,14 @@ impl MediaThread {
             // Closing the socket deregisters it too; an error here changes nothing.
             let _ = registry.deregister(s);
         }
+        let stats = call.session.stats();
+        self.counters
+            .closed_packets
+            .fetch_add(stats.to_trunk + stats.to_browser, Ordering::Relaxed);
         tracing::debug!(
             call = key,
             block = call.lease.block,
-            stats = ?call.session.stats(),
+            ?stats,
             "media session closed"
         );
         // Sockets close, then the block returns to the pool.

@@ -28,6 +28,7 @@ use crate::anchor::{Anchor, TrunkCodecs};
 use crate::media_shell::{MediaNotice, MediaShell};
 use crate::tls::{TlsConfigs, TrunkTls};
 use crate::trunks;
+use crate::web::{self, Book, LiveCall, LogRing, WebCommand, WebState};
 use edge_config::routing::Host;
 use edge_routing::Engine;
 use futures_util::{SinkExt, StreamExt};
@@ -55,6 +56,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the gateway could not run. The operator or the host is at fault; each names what failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ShellError {
+    /// The web UI could not start (its port, state folder or certificate).
+    #[error(transparent)]
+    Web(#[from] web::WebError),
     /// A listener could not be bound (address in use, not local, no permission).
     #[error("cannot bind SIP {transport} listener {address}: {source}")]
     Bind {
@@ -123,6 +127,7 @@ pub(crate) async fn run(
     path: Option<&Path>,
     tls: Option<TlsConfigs>,
     mut trunk_tls: Vec<Option<TrunkTls>>,
+    logs: Arc<LogRing>,
 ) -> Result<Stopped, ShellError> {
     let (tx, mut rx) = mpsc::channel::<Input>(QUEUE);
     let mut udp: Vec<(Arc<UdpSocket>, SocketAddr)> = Vec::new();
@@ -220,17 +225,25 @@ pub(crate) async fn run(
     let mut notices = None;
     let mut media = None;
     if !config.trunks.is_empty() {
-        let (shell, rx) = MediaShell::start(&config.media).map_err(ShellError::Media)?;
-        tracing::info!(
-            browser = %config.media.browser.advertised(),
-            trunk = %config.media.trunk.advertised(),
-            ports = format!("{}-{}", config.media.port_min, config.media.port_max),
-            "media plane ready"
-        );
-        media = Some(shell.clone());
-        endpoint.set_media(Box::new(Anchor::new(shell, &config.media, trunk_codecs.clone())));
+        let (shell, rx) = start_media(config, &mut endpoint, &trunk_codecs).map_err(ShellError::Media)?;
+        media = Some(shell);
         notices = Some(rx);
     }
+    // The web UI, when configured: its own threads; it talks to this loop through `web_rx`.
+    let media_running_since_start = media.is_some();
+    let mut web_rx = None;
+    let mut web_loop = None;
+    if let Some(w) = &config.web {
+        let (state, rx, _) = web::start(w, path, logs)?;
+        state.set_media(media.clone());
+        web_rx = Some(rx);
+        web_loop = Some(WebLoop {
+            state,
+            book: Book::default(),
+            tests: HashMap::new(),
+        });
+    }
+    let mut publish_tick = tokio::time::interval(Duration::from_secs(1));
     let mut answered = HashSet::new();
     let mut out = Outbound {
         udp,
@@ -242,6 +255,10 @@ pub(crate) async fn run(
     };
     out.tls_routes(&trunk_tls, &routes);
     tracing::info!(listeners = config.sip.listen.len(), "ready");
+    if let Some(w) = &web_loop {
+        w.state
+            .event("info", format!("gatewayd {} ready", env!("CARGO_PKG_VERSION")));
+    }
     // sd_notify (systemd's Type=notify, or our PID 1): READY once every listener is bound, then
     // WATCHDOG from this very loop, so a stuck loop stops the petting and gets us restarted.
     notify(&[
@@ -265,15 +282,57 @@ pub(crate) async fn run(
                     None => tracing::warn!("SIGHUP: running the embedded default configuration; nothing to read again"),
                     Some(path) => {
                         let reload = Reload { bound: &bound, input: &input_tx, codecs: &trunk_codecs };
+                        let mut calls_plane = CallsPlane { media: &mut media, notices: &mut notices, tag_secret, media_running_since_start };
                         if let Err(why) = reload
-                            .apply(path, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers)
+                            .apply(path, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers, &mut calls_plane)
                             .await
                         {
                             tracing::error!(%why, "configuration not reloaded; the running one stays");
                         }
+                        if let Some(w) = &web_loop {
+                            w.state.set_media(media.clone());
+                        }
                         out.tls_routes(&trunk_tls, &routes);
-                        log_calls(&mut endpoint, &mut answered);
+                        log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
                     }
+                }
+            }
+            Some(command) = next_command(&mut web_rx) => {
+                match command {
+                    WebCommand::Reload(reply) => {
+                        let result = match path {
+                            None => Err("running the embedded default configuration".to_owned()),
+                            Some(path) => {
+                                let reload = Reload { bound: &bound, input: &input_tx, codecs: &trunk_codecs };
+                                let mut calls_plane = CallsPlane { media: &mut media, notices: &mut notices, tag_secret, media_running_since_start };
+                                reload
+                                    .apply(path, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers, &mut calls_plane)
+                                    .await
+                            }
+                        };
+                        if let Err(why) = &result {
+                            tracing::error!(%why, "configuration saved from the web UI not applied");
+                        }
+                        if let Some(w) = &web_loop {
+                            w.state.set_media(media.clone());
+                        }
+                        out.tls_routes(&trunk_tls, &routes);
+                        // The web thread may have given up waiting.
+                        let _ = reply.try_send(result);
+                    }
+                    WebCommand::TestOptions { trunk, reply } => {
+                        if let Some(w) = &mut web_loop {
+                            w.test(&mut endpoint, &current, &routes, trunk, reply);
+                        }
+                        out.send_all(&mut endpoint).await;
+                    }
+                }
+                log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
+            }
+            _ = publish_tick.tick(), if web_loop.is_some() => {
+                if let Some(w) = &mut web_loop {
+                    w.expire_tests();
+                    w.publish(&mut endpoint, &current, &routes);
                 }
             }
             _ = pet.tick(), if watchdog.is_some() => {
@@ -293,12 +352,12 @@ pub(crate) async fn run(
             Some(notice) = next_notice(&mut notices) => {
                 media_notice(&mut endpoint, &answered, notice);
                 out.send_all(&mut endpoint).await;
-                log_calls(&mut endpoint, &mut answered);
+                log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
             }
             () = sleep_until(wake), if wake.is_some() => {
                 endpoint.handle_timeout(now());
                 out.send_all(&mut endpoint).await;
-                log_calls(&mut endpoint, &mut answered);
+                log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
             }
             input = rx.recv() => match input {
                 None => break "listeners closed",
@@ -324,7 +383,7 @@ pub(crate) async fn run(
                     // What waited for it fails now (503), instead of timing out 32 s later.
                     endpoint.transport_error(now(), transport, remote);
                     out.send_all(&mut endpoint).await;
-                    log_calls(&mut endpoint, &mut answered);
+                    log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
                 }
                 Some(Input::Closed { local, remote }) => {
                     tracing::debug!(%local, %remote, "connection closed");
@@ -335,7 +394,7 @@ pub(crate) async fn run(
                     }
                     endpoint.flow_closed(now(), local, remote);
                     out.send_all(&mut endpoint).await;
-                    log_calls(&mut endpoint, &mut answered);
+                    log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
                 }
                 Some(Input::Message { transport, local, remote, payload }) => {
                     let d = Datagram { transport, local, remote, payload: &payload };
@@ -350,8 +409,7 @@ pub(crate) async fn run(
                         }
                     }
                     out.send_all(&mut endpoint).await;
-                    log_calls(&mut endpoint, &mut answered);
-                log_calls(&mut endpoint, &mut answered);
+                    log_calls(&mut endpoint, &mut answered, &mut web_loop, &current);
                 }
             }
         }
@@ -500,20 +558,45 @@ async fn connect_trunk(remote: SocketAddr, tls: Option<TrunkTls>, tx: mpsc::Send
 
 /// Call events, one log line each (CDRs will be built from the same events); keeps the set of
 /// answered calls.
-fn log_calls(endpoint: &mut Endpoint, answered: &mut HashSet<u64>) {
+fn log_calls(
+    endpoint: &mut Endpoint,
+    answered: &mut HashSet<u64>,
+    web: &mut Option<WebLoop>,
+    config: &Config,
+) {
+    let trunk_name = |i: Option<usize>| i.and_then(|i| config.trunks.get(i)).map(|t| t.name.to_string());
     while let Some(event) = endpoint.poll_call_event() {
         match event {
-            CallEvent::Started { call } => tracing::info!(?call, "call started"),
+            CallEvent::Started { call } => {
+                tracing::info!(?call, "call started");
+                if let Some(w) = web.as_mut()
+                    && let Some(info) = endpoint.call_info(call)
+                {
+                    w.book
+                        .started(call.id(), info.from, info.to, trunk_name(info.trunk));
+                }
+            }
             CallEvent::Answered { call } => {
                 answered.insert(call.id());
                 tracing::info!(?call, "call answered");
+                if let Some(w) = web.as_mut() {
+                    w.book.answered(call.id());
+                }
             }
             CallEvent::Rerouted { call, after, trunk } => {
                 tracing::info!(?call, ?after, trunk, "call failed over to the next trunk");
+                if let Some(w) = web.as_mut() {
+                    w.book.rerouted(call.id(), trunk_name(Some(trunk)));
+                }
             }
             CallEvent::Ended { call, reason } => {
                 answered.remove(&call.id());
                 tracing::info!(?call, %reason, "call ended");
+                if let Some(w) = web.as_mut()
+                    && let Some(cdr) = w.book.ended(call.id(), &reason)
+                {
+                    w.state.record(cdr);
+                }
             }
         }
     }
@@ -524,6 +607,19 @@ fn log_calls(endpoint: &mut Endpoint, answered: &mut HashSet<u64>) {
             } else {
                 tracing::warn!(%trunk, "trunk down (OPTIONS unanswered); calls avoid it");
             }
+            if let Some(w) = web.as_ref() {
+                let (level, what) = if up {
+                    ("info", "up (answers OPTIONS)")
+                } else {
+                    ("alarm", "down (OPTIONS unanswered)")
+                };
+                w.state.event(level, format!("trunk {trunk} {what}"));
+            }
+        }
+    }
+    if let Some(w) = web.as_mut() {
+        while let Some(answer) = endpoint.poll_test_answer() {
+            w.answered(answer);
         }
     }
 }
@@ -635,6 +731,10 @@ impl Reload<'_> {
     /// `[admission]`, `[filter]`, `[[rewrite]]`, `[registrar]`) to the running router without
     /// dropping a call; what needs a restart (listeners, TLS, limits, media, logging) is named in a
     /// warning and left as it runs. An unreadable or invalid file changes nothing.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the loop's state, borrowed piece by piece"
+    )]
     async fn apply(
         &self,
         path: &Path,
@@ -643,25 +743,45 @@ impl Reload<'_> {
         routes: &mut Vec<Option<Route>>,
         trunk_tls: &mut Vec<Option<TrunkTls>>,
         resolvers: &mut Vec<tokio::task::JoinHandle<()>>,
-    ) -> Result<(), String> {
+        plane: &mut CallsPlane<'_>,
+    ) -> Result<Vec<&'static str>, String> {
         let new = Config::load(path).map_err(|e| e.to_string())?;
         let tls = crate::tls::trunks(&new).map_err(|e| e.to_string())?;
-        let Some(router) = endpoint.router_mut() else {
-            return Err(
-                "the gateway started without trunks (signalling only): restart it to route calls".into(),
-            );
-        };
-        let Some(engine) = router.as_any_mut().downcast_mut::<Engine>() else {
-            return Err("the running router cannot be reconfigured".into());
-        };
         if new.trunks.is_empty() {
-            return Err(
-                "the new file has no trunk: the running calls need one; restart to run without".into(),
-            );
+            return Err(if endpoint.router_mut().is_some() {
+                "the new file has no trunk: the running calls need one; restart to run without".into()
+            } else {
+                "no trunk configured yet: calls are not routed".into()
+            });
         }
         let fresh = locate_trunks(&new, self.bound, Some((current, routes)))
             .await
             .map_err(|(name, reason)| format!("cannot route to trunk {name}: {reason}"))?;
+        if endpoint.router_mut().is_none() {
+            // Started without trunks (signalling only, e.g. a first boot): calls start now. No call
+            // can exist yet, so the call core and the media plane come up fresh.
+            let engine = Engine::new(
+                &new,
+                fresh.clone(),
+                plane.tag_secret.rotate_left(17),
+                (now(), unix_now()),
+            );
+            endpoint.start_calls(Box::new(engine));
+            self.codecs.set(&new);
+            let (shell, rx) = start_media(&new, endpoint, self.codecs).map_err(|e| e.to_string())?;
+            *plane.media = Some(shell);
+            *plane.notices = Some(rx);
+            tracing::info!(
+                trunks = new.trunks.len(),
+                "calls enabled: the first trunk is configured"
+            );
+        }
+        let Some(router) = endpoint.router_mut() else {
+            return Err("the call core did not start".into());
+        };
+        let Some(engine) = router.as_any_mut().downcast_mut::<Engine>() else {
+            return Err("the running router cannot be reconfigured".into());
+        };
         engine.reload(&new, fresh.clone());
         self.codecs.set(&new);
         for r in resolvers.drain(..) {
@@ -674,11 +794,14 @@ impl Reload<'_> {
         if new.sip != current.sip {
             restart.push("[sip]");
         }
-        if new.media != current.media {
+        if new.media != current.media && plane.media_running_since_start {
             restart.push("[media]");
         }
         if new.log != current.log {
             restart.push("[log]");
+        }
+        if new.web != current.web {
+            restart.push("[web]");
         }
         if restart.is_empty() {
             tracing::info!(path = %path.display(), trunks = new.trunks.len(), routes = new.routes.len(), "configuration reloaded; calls kept");
@@ -690,7 +813,241 @@ impl Reload<'_> {
             );
         }
         *current = new;
-        Ok(())
+        Ok(restart)
+    }
+}
+
+/// The parts of the loop a reload may bring up when the gateway started without trunks.
+struct CallsPlane<'a> {
+    media: &'a mut Option<MediaShell>,
+    notices: &'a mut Option<mpsc::UnboundedReceiver<MediaNotice>>,
+    tag_secret: u64,
+    /// The media plane was started from the configuration at start (a change to `[media]` then
+    /// needs a restart; one started by this reload runs the new values).
+    media_running_since_start: bool,
+}
+
+/// Starts the media plane and hands the endpoint its anchor.
+fn start_media(
+    config: &Config,
+    endpoint: &mut Endpoint,
+    codecs: &TrunkCodecs,
+) -> Result<(MediaShell, mpsc::UnboundedReceiver<MediaNotice>), io::Error> {
+    let (shell, rx) = MediaShell::start(&config.media)?;
+    tracing::info!(
+        browser = %config.media.browser.advertised(),
+        trunk = %config.media.trunk.advertised(),
+        ports = format!("{}-{}", config.media.port_min, config.media.port_max),
+        "media plane ready"
+    );
+    endpoint.set_media(Box::new(Anchor::new(
+        shell.clone(),
+        &config.media,
+        codecs.clone(),
+    )));
+    Ok((shell, rx))
+}
+
+/// The web UI's side of the loop: the call book, and test OPTIONS waiting for their answers.
+struct WebLoop {
+    state: Arc<WebState>,
+    book: Book,
+    tests: HashMap<u64, PendingTest>,
+}
+
+struct PendingTest {
+    reply: std::sync::mpsc::SyncSender<Result<edge_web::api::TestCall, edge_web::api::Failure>>,
+    trunk: String,
+    target: String,
+    sent: Instant,
+}
+
+impl WebLoop {
+    /// Sends a test OPTIONS to trunk `name` (the first without one); the answer goes to `reply`.
+    fn test(
+        &mut self,
+        endpoint: &mut Endpoint,
+        config: &Config,
+        routes: &[Option<Route>],
+        name: Option<String>,
+        reply: std::sync::mpsc::SyncSender<Result<edge_web::api::TestCall, edge_web::api::Failure>>,
+    ) {
+        let found = match &name {
+            None => config.trunks.first().map(|t| (0, t)),
+            Some(n) => config
+                .trunks
+                .iter()
+                .enumerate()
+                .find(|(_, t)| t.name.to_string() == *n),
+        };
+        let Some((index, trunk)) = found else {
+            let _ = reply.try_send(Err(match name {
+                None => (409, "no trunk is configured".to_owned()),
+                Some(n) => (404, format!("no trunk is named {n}")),
+            }));
+            return;
+        };
+        let target = routes.get(index).copied().flatten().map_or_else(
+            || format!("{} (not resolved)", trunk.address),
+            |r| format!("{}:{}", r.transport.via_token().to_ascii_lowercase(), r.remote),
+        );
+        let no_answer = |error: String| edge_web::api::TestCall {
+            trunk: trunk.name.to_string(),
+            target: target.clone(),
+            method: "OPTIONS".into(),
+            status: None,
+            reason: None,
+            rtt_ms: None,
+            error: Some(error),
+        };
+        match endpoint.test_options(now(), index) {
+            Some(id) => {
+                self.tests.insert(
+                    id,
+                    PendingTest {
+                        reply,
+                        trunk: trunk.name.to_string(),
+                        target,
+                        sent: now(),
+                    },
+                );
+            }
+            None => {
+                let why = if endpoint.router_mut().is_none() {
+                    "calls are not enabled yet (no trunk when the gateway started, and the saved one did not apply)"
+                } else {
+                    "the trunk's address is not resolved yet"
+                };
+                let _ = reply.try_send(Ok(no_answer(why.to_owned())));
+            }
+        }
+    }
+
+    /// A test OPTIONS came back (or failed).
+    fn answered(&mut self, answer: edge_sip::b2bua::TestAnswer) {
+        let Some(t) = self.tests.remove(&answer.id) else {
+            return;
+        };
+        let rtt = u64::try_from(now().saturating_duration_since(t.sent).as_millis()).unwrap_or(u64::MAX);
+        let (status, reason, error) = match answer.status {
+            Some((code, reason)) => (Some(code), Some(reason), None),
+            None => (None, None, Some("no answer (timeout or unreachable)".to_owned())),
+        };
+        let _ = t.reply.try_send(Ok(edge_web::api::TestCall {
+            trunk: t.trunk,
+            target: t.target,
+            method: "OPTIONS".into(),
+            status,
+            reason,
+            rtt_ms: status.map(|_| rtt),
+            error,
+        }));
+    }
+
+    /// Tests unanswered past [`web::TEST_DEADLINE`] are reported as such (the transaction runs on).
+    fn expire_tests(&mut self) {
+        let now = now();
+        let late: Vec<u64> = self
+            .tests
+            .iter()
+            .filter(|(_, t)| now.saturating_duration_since(t.sent) >= web::TEST_DEADLINE)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(t) = self.tests.remove(&id) {
+                let _ = t.reply.try_send(Ok(edge_web::api::TestCall {
+                    trunk: t.trunk,
+                    target: t.target,
+                    method: "OPTIONS".into(),
+                    status: None,
+                    reason: None,
+                    rtt_ms: None,
+                    error: Some(format!("no answer in {} s", web::TEST_DEADLINE.as_secs())),
+                }));
+            }
+        }
+    }
+
+    /// Publishes the loop's view for the web threads.
+    fn publish(&mut self, endpoint: &mut Endpoint, config: &Config, routes: &[Option<Route>]) {
+        let unix = web::unix_s();
+        let now = now();
+        let is_ws = |t: Transport| matches!(t, Transport::Ws | Transport::Wss);
+        let calls: Vec<LiveCall> = endpoint
+            .calls()
+            .into_iter()
+            .filter(|c| !c.ending)
+            .map(|c| LiveCall {
+                key: c.call.id(),
+                from: c.from,
+                to: c.to,
+                answered: c.answered,
+                started_unix: self.book.start_of(c.call.id()).unwrap_or(unix),
+                trunk: c
+                    .trunk
+                    .and_then(|i| config.trunks.get(i))
+                    .map(|t| t.name.to_string()),
+                a_browser: is_ws(c.a_transport),
+                b_browser: is_ws(c.b_transport),
+            })
+            .collect();
+        let users = endpoint
+            .bindings(100)
+            .into_iter()
+            .map(|b| edge_web::api::Registration {
+                user: b.user,
+                transport: b.transport.via_token().to_ascii_lowercase(),
+                expires_in_s: b.expires_at.saturating_duration_since(now).as_secs(),
+            })
+            .collect();
+        let registered = u64::try_from(endpoint.registered()).unwrap_or(u64::MAX);
+        let (sip, offloaded) = (endpoint.stats(), endpoint.offloaded_registers());
+        let routing = endpoint
+            .router_mut()
+            .and_then(|r| r.as_any_mut().downcast_mut::<Engine>())
+            .map(|e| e.stats());
+        let trunks = config
+            .trunks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let stats = routing.as_ref().and_then(|r| r.trunks.get(i));
+                edge_web::api::TrunkView {
+                    name: t.name.to_string(),
+                    target: routes.get(i).copied().flatten().map_or_else(
+                        || t.address.to_string(),
+                        |r| format!("{}:{}", r.transport.via_token().to_ascii_lowercase(), r.remote),
+                    ),
+                    up: stats.is_some_and(|s| s.up && s.resolved),
+                    monitored: t.monitor.interval_s > 0,
+                    calls: stats.map_or(0, |s| u64::from(s.calls)),
+                }
+            })
+            .collect();
+        let mut live = self
+            .state
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        live.ready = true;
+        live.calls = calls;
+        live.calls_total = self.book.total();
+        live.registrations = edge_web::api::Registrations {
+            count: registered,
+            users,
+        };
+        live.trunks = trunks;
+        live.routing = routing;
+        live.sip = sip;
+        live.offloaded = offloaded;
+    }
+}
+
+/// The next command from the web UI (never, without one).
+async fn next_command(rx: &mut Option<mpsc::Receiver<WebCommand>>) -> Option<WebCommand> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

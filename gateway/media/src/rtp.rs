@@ -330,6 +330,83 @@ pub fn translate_rtcp(
     write
 }
 
+/// Packet loss of one incoming RTP stream from its sequence numbers (RFC 3550 appendix A.1/A.3):
+/// expected = extended highest − first + 1, lost = expected − received. A new SSRC starts over (the
+/// totals so far are kept). Reordered and duplicate packets count as received; a jump of more than
+/// 3000 is taken as a restart of the sender, not as loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossMeter {
+    ssrc: Option<u32>,
+    base: u64,
+    max: u64,
+    received: u64,
+    /// Packets expected and received in finished streams (earlier SSRCs and restarts).
+    closed_expected: u64,
+    closed_received: u64,
+}
+
+impl LossMeter {
+    /// Counts one packet.
+    pub fn observe(&mut self, ssrc: u32, seq: u16) {
+        let seq64 = u64::from(seq);
+        if self.ssrc != Some(ssrc) {
+            self.restart(ssrc, seq64);
+            return;
+        }
+        // Extend to the cycle nearest the highest seen.
+        let cycle = self.max & !0xffff;
+        let candidates = [
+            cycle.wrapping_sub(0x1_0000) | seq64,
+            cycle | seq64,
+            (cycle + 0x1_0000) | seq64,
+        ];
+        let ext = candidates
+            .into_iter()
+            .filter(|c| *c >= self.base.saturating_sub(0x1_0000))
+            .min_by_key(|c| c.abs_diff(self.max))
+            .unwrap_or(cycle | seq64);
+        if ext > self.max + 3000 || ext + 3000 < self.base {
+            self.restart(ssrc, seq64);
+            return;
+        }
+        self.received += 1;
+        self.max = self.max.max(ext);
+        self.base = self.base.min(ext);
+    }
+
+    fn restart(&mut self, ssrc: u32, seq: u64) {
+        self.closed_expected += self.expected_now();
+        self.closed_received += self.received;
+        // Offset by a cycle so that a packet just before the first still fits.
+        let ext = seq + 0x1_0000;
+        *self = Self {
+            ssrc: Some(ssrc),
+            base: ext,
+            max: ext,
+            received: 1,
+            ..*self
+        };
+    }
+
+    fn expected_now(&self) -> u64 {
+        if self.ssrc.is_some() {
+            self.max - self.base + 1
+        } else {
+            0
+        }
+    }
+
+    /// Packets received.
+    pub fn received(&self) -> u64 {
+        self.closed_received + self.received
+    }
+
+    /// Packets the sender sent that did not arrive.
+    pub fn lost(&self) -> u64 {
+        (self.closed_expected + self.expected_now()).saturating_sub(self.received())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +533,33 @@ mod tests {
             let mut q = p.clone();
             let _ = translate_rtcp(&mut q, cut, 1, 2, None, 3, |t| t);
         }
+    }
+
+    #[test]
+    fn loss_from_sequence_numbers() {
+        let mut m = LossMeter::default();
+        assert_eq!((m.received(), m.lost()), (0, 0));
+        // 65530..=65535, 0..=9 with 3 and 7 missing: wraps, 16 expected, 2 lost.
+        for seq in (65_530u16..=65_535).chain((0..10).filter(|s| *s != 3 && *s != 7)) {
+            m.observe(1, seq);
+        }
+        assert_eq!((m.received(), m.lost()), (14, 2));
+        // A late packet fills a gap; a duplicate counts as received.
+        m.observe(1, 3);
+        assert_eq!(m.lost(), 1);
+        // A new SSRC keeps the totals and starts its own count.
+        m.observe(2, 500);
+        m.observe(2, 502);
+        assert_eq!((m.received(), m.lost()), (17, 2));
+        // A packet just before the first of a stream is not a wrap.
+        let mut m = LossMeter::default();
+        m.observe(9, 100);
+        m.observe(9, 99);
+        m.observe(9, 101);
+        assert_eq!((m.received(), m.lost()), (3, 0));
+        // A big jump is a restart of the sender, not thousands lost.
+        m.observe(9, 40_000);
+        m.observe(9, 40_001);
+        assert_eq!((m.received(), m.lost()), (5, 0));
     }
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::dtls::{DtlsError, DtlsIdentity, DtlsRole, DtlsTransport, FingerprintHash};
 use crate::ice::{IceInput, IceLite, is_stun};
-use crate::rtp::{DtmfSender, Rewriter, RtpHeader, dtmf_event, is_rtcp, translate_rtcp};
+use crate::rtp::{DtmfSender, LossMeter, Rewriter, RtpHeader, dtmf_event, is_rtcp, translate_rtcp};
 use crate::srtp::{Profile, SrtpContext};
 
 /// How long DTLS may take once ICE has nominated the browser's address (Chrome completes in well
@@ -185,6 +185,14 @@ pub struct MediaStats {
     pub stun_rejected: u64,
     /// Packets from a source other than the latched trunk address.
     pub wrong_source: u64,
+    /// RTP packets received from the browser.
+    pub from_browser: u64,
+    /// RTP packets the browser sent that never arrived (from sequence numbers).
+    pub lost_from_browser: u64,
+    /// RTP packets received from the trunk.
+    pub from_trunk: u64,
+    /// RTP packets the trunk sent that never arrived.
+    pub lost_from_trunk: u64,
 }
 
 /// The media of one call.
@@ -215,6 +223,8 @@ pub struct MediaSession {
     /// handshakes would otherwise keep a silent call up until inactivity).
     dtls_deadline: Option<Instant>,
     stats: MediaStats,
+    browser_loss: LossMeter,
+    trunk_loss: LossMeter,
 }
 
 impl MediaSession {
@@ -266,6 +276,8 @@ impl MediaSession {
             consent_reported: false,
             dtls_deadline: None,
             stats: MediaStats::default(),
+            browser_loss: LossMeter::default(),
+            trunk_loss: LossMeter::default(),
         })
     }
 
@@ -317,7 +329,13 @@ impl MediaSession {
 
     /// The counters.
     pub fn stats(&self) -> MediaStats {
-        self.stats
+        MediaStats {
+            from_browser: self.browser_loss.received(),
+            lost_from_browser: self.browser_loss.lost(),
+            from_trunk: self.trunk_loss.received(),
+            lost_from_trunk: self.trunk_loss.lost(),
+            ..self.stats
+        }
     }
 
     /// Whether DTLS has completed (nothing is sent to the browser before).
@@ -480,6 +498,7 @@ impl MediaSession {
             self.stats.malformed += 1;
             return Forward::Done;
         };
+        self.browser_loss.observe(h.ssrc, h.seq);
         // While we generate a telephone-event toward the trunk, the browser's audio is suppressed.
         if !self.dtmf.is_empty() || !self.neg.trunk_direction.sends() {
             self.stats.not_ready += 1;
@@ -618,6 +637,7 @@ impl MediaSession {
             self.stats.malformed += 1;
             return Forward::Done;
         };
+        self.trunk_loss.observe(h.ssrc, h.seq);
         if !self.neg.browser_direction.sends() {
             self.stats.not_ready += 1;
             return Forward::Done;

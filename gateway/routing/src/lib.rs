@@ -691,6 +691,10 @@ impl Router for Engine {
         self.trunks.get(i).and_then(|t| t.target(i))
     }
 
+    fn target_of(&self, trunk: usize) -> Option<Target> {
+        self.trunks.get(trunk).and_then(|t| t.target(trunk))
+    }
+
     fn probe_answered(&mut self, _now: Instant, trunk: usize, status: Option<u16>) {
         if let Some(t) = self.trunks.get_mut(trunk)
             && let Some(up) = t.probe.answered(status)

@@ -200,6 +200,47 @@ pub enum CallEvent {
     },
 }
 
+/// A call as an operator sees it (the web UI's call list and call records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The call.
+    pub call: CallRef,
+    /// The caller: the user part of A's From (the whole URI without one).
+    pub from: String,
+    /// The callee: the user part of A's To.
+    pub to: String,
+    /// The callee answered.
+    pub answered: bool,
+    /// BYE or CANCEL under way.
+    pub ending: bool,
+    /// The router's index of the trunk leg B went to, `None` toward a browser.
+    pub trunk: Option<usize>,
+    /// Leg A's transport.
+    pub a_transport: Transport,
+    /// Leg B's transport.
+    pub b_transport: Transport,
+}
+
+/// A registered browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingInfo {
+    /// Its address-of-record user.
+    pub user: String,
+    /// The transport it registered on.
+    pub transport: Transport,
+    /// When the registration lapses.
+    pub expires_at: Instant,
+}
+
+/// What a test OPTIONS ([`B2bua::test_options`]) brought back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestAnswer {
+    /// The id `test_options` gave.
+    pub id: u64,
+    /// The final status and reason phrase; `None` if nothing came back (timeout, unreachable).
+    pub status: Option<(u16, String)>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Side {
     A,
@@ -387,6 +428,10 @@ pub struct B2bua {
     router: Box<dyn Router>,
     /// OPTIONS probes toward trunks: our client transaction → the router's trunk index.
     probes: HashMap<TxId, usize>,
+    /// Test OPTIONS the operator asked for: the id given back.
+    tests: HashMap<TxId, u64>,
+    test_answers: VecDeque<TestAnswer>,
+    next_test: u64,
     server: Option<String>,
     timers_cfg: TimerConfig,
     ids: Ids,
@@ -520,6 +565,9 @@ impl B2bua {
         Self {
             router,
             probes: HashMap::new(),
+            tests: HashMap::new(),
+            test_answers: VecDeque::new(),
+            next_test: 0,
             server,
             timers_cfg: timers,
             ids: Ids::new(seed),
@@ -858,6 +906,48 @@ impl B2bua {
             }
             self.end(call, "flow closed");
         }
+    }
+
+    /// Every call not yet forgotten, as an operator sees it.
+    pub fn calls(&self) -> Vec<CallInfo> {
+        self.calls.keys().filter_map(|c| self.call_info(*c)).collect()
+    }
+
+    /// One call, as an operator sees it.
+    pub fn call_info(&self, call: CallRef) -> Option<CallInfo> {
+        let c = self.calls.get(&call)?;
+        let party = |h: &HeaderName| {
+            let value = c.a_invite.header(h).unwrap_or_default();
+            let uri = uri_in(value);
+            SipUri::parse(uri)
+                .ok()
+                .and_then(|u| u.user.map(str::to_owned))
+                .unwrap_or_else(|| uri.to_owned())
+        };
+        Some(CallInfo {
+            call,
+            from: party(&HeaderName::From),
+            to: party(&HeaderName::To),
+            answered: matches!(c.phase, Phase::Answered | Phase::Confirmed),
+            ending: c.phase == Phase::Ending,
+            trunk: c.trunk,
+            a_transport: c.a.route.transport,
+            b_transport: c.b.route.transport,
+        })
+    }
+
+    /// Registered browsers, at most `max` of them.
+    pub fn bindings(&self, max: usize) -> Vec<BindingInfo> {
+        self.registrations
+            .by_user
+            .iter()
+            .take(max)
+            .map(|(user, b)| BindingInfo {
+                user: user.clone(),
+                transport: b.flow.transport,
+                expires_at: b.expires_at,
+            })
+            .collect()
     }
 
     /// Calls in progress (not yet ended).
@@ -1611,6 +1701,20 @@ impl B2bua {
         response: &Message,
         tl: &mut TransactionLayer,
     ) -> bool {
+        if let Some(&id) = self.tests.get(&tx) {
+            if let StartLine::Response {
+                code: code @ 200..,
+                reason,
+            } = &response.start
+            {
+                self.tests.remove(&tx);
+                self.test_answers.push_back(TestAnswer {
+                    id,
+                    status: Some((*code, reason.clone())),
+                });
+            }
+            return true;
+        }
         if let Some(&trunk) = self.probes.get(&tx) {
             if let StartLine::Response {
                 code: code @ 200.., ..
@@ -1880,6 +1984,10 @@ impl B2bua {
 
     fn failed(&mut self, now: Instant, tx: TxId, answer: (u16, &str), why: &str, tl: &mut TransactionLayer) {
         let (code, reason) = answer;
+        if let Some(id) = self.tests.remove(&tx) {
+            self.test_answers.push_back(TestAnswer { id, status: None });
+            return;
+        }
         if let Some(trunk) = self.probes.remove(&tx) {
             self.router.probe_answered(now, trunk, None);
             self.leave_down_trunks(now, tl);
@@ -2339,6 +2447,39 @@ impl B2bua {
 
     /// An OPTIONS probe toward a monitored trunk; its answer (or its absence) goes to the router.
     fn probe(&mut self, now: Instant, t: &Target, tl: &mut TransactionLayer) {
+        let m = self.options_to(t);
+        match tl.start_client(now, m, t.route) {
+            Ok(tx) => {
+                self.probes.insert(tx, t.trunk);
+            }
+            Err(_) => self.router.probe_answered(now, t.trunk, None),
+        }
+    }
+
+    /// Sends an OPTIONS to trunk `trunk` for the operator (the web UI's test button): its answer comes
+    /// back as a [`TestAnswer`] with the id returned here. `None` if the trunk is unknown or not
+    /// resolved yet.
+    pub fn test_options(&mut self, now: Instant, trunk: usize, tl: &mut TransactionLayer) -> Option<u64> {
+        let t = self.router.target_of(trunk)?;
+        let m = self.options_to(&t);
+        self.next_test += 1;
+        let id = self.next_test;
+        match tl.start_client(now, m, t.route) {
+            Ok(tx) => {
+                self.tests.insert(tx, id);
+            }
+            Err(_) => self.test_answers.push_back(TestAnswer { id, status: None }),
+        }
+        Some(id)
+    }
+
+    /// The next answer to a test OPTIONS.
+    pub fn poll_test_answer(&mut self) -> Option<TestAnswer> {
+        self.test_answers.pop_front()
+    }
+
+    /// An out-of-dialog OPTIONS toward `t`.
+    fn options_to(&mut self, t: &Target) -> Message {
         let mut m = Message {
             start: StartLine::Request {
                 method: Method::Options,
@@ -2362,12 +2503,7 @@ impl B2bua {
         if let Some(s) = self.server.as_deref().filter(|s| !s.is_empty()) {
             m.push_header(HeaderName::UserAgent, s);
         }
-        match tl.start_client(now, m, t.route) {
-            Ok(tx) => {
-                self.probes.insert(tx, t.trunk);
-            }
-            Err(_) => self.router.probe_answered(now, t.trunk, None),
-        }
+        m
     }
 
     /// Our INVITE toward `dest` and the B leg it opens (header rules for that direction applied).

@@ -192,6 +192,19 @@ impl Endpoint {
         self.drain_events(now, None);
     }
 
+    /// Starts the call core with `router` when the endpoint was built without one (a gateway that
+    /// started with no trunk and got one by reload). Does nothing if calls already run.
+    pub fn start_calls(&mut self, router: Box<dyn Router>) {
+        if self.b2bua.is_none() {
+            self.b2bua = Some(B2bua::new(
+                router,
+                self.config.server.clone(),
+                self.config.timers,
+                self.config.tag_secret ^ 0x5eed_ca11_b2b0_a000,
+            ));
+        }
+    }
+
     /// Anchors media: session descriptions cross `media` between the legs (without it, bodies pass
     /// through unchanged). No effect without a trunk (no B2BUA).
     pub fn set_media(&mut self, media: Box<dyn b2bua::MediaAnchor>) {
@@ -210,6 +223,33 @@ impl Endpoint {
         if let Some(b2bua) = &mut self.b2bua {
             b2bua.media_failed(now, call, status, reason, &mut self.transactions);
         }
+    }
+
+    /// Every call not yet forgotten, as an operator sees it.
+    pub fn calls(&self) -> Vec<b2bua::CallInfo> {
+        self.b2bua.as_ref().map_or_else(Vec::new, B2bua::calls)
+    }
+
+    /// One call, as an operator sees it.
+    pub fn call_info(&self, call: b2bua::CallRef) -> Option<b2bua::CallInfo> {
+        self.b2bua.as_ref().and_then(|b| b.call_info(call))
+    }
+
+    /// Registered browsers, at most `max`.
+    pub fn bindings(&self, max: usize) -> Vec<b2bua::BindingInfo> {
+        self.b2bua.as_ref().map_or_else(Vec::new, |b| b.bindings(max))
+    }
+
+    /// Sends a test OPTIONS to trunk `trunk` (see [`B2bua::test_options`]); call [`Self::poll_transmit`]
+    /// next.
+    pub fn test_options(&mut self, now: Instant, trunk: usize) -> Option<u64> {
+        let b2bua = self.b2bua.as_mut()?;
+        b2bua.test_options(now, trunk, &mut self.transactions)
+    }
+
+    /// The next answer to a test OPTIONS.
+    pub fn poll_test_answer(&mut self) -> Option<b2bua::TestAnswer> {
+        self.b2bua.as_mut().and_then(B2bua::poll_test_answer)
     }
 
     /// The next call event (started, answered, ended), for logs and CDRs.

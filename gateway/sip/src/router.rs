@@ -105,6 +105,9 @@ pub trait Router: std::fmt::Debug + Send {
     /// A trunk due for an OPTIONS probe now (call again until `None`).
     fn poll_probe(&mut self, now: Instant) -> Option<Target>;
 
+    /// Trunk `trunk` as it stands (for an operator's test OPTIONS): `None` if unknown or unresolved.
+    fn target_of(&self, trunk: usize) -> Option<Target>;
+
     /// The answer to a probe: `Some(status)` for a final response, `None` for none (timeout,
     /// unreachable).
     fn probe_answered(&mut self, now: Instant, trunk: usize, status: Option<u16>);
@@ -182,6 +185,9 @@ impl Router for OneTrunk {
     }
     fn poll_probe(&mut self, _: Instant) -> Option<Target> {
         None
+    }
+    fn target_of(&self, trunk: usize) -> Option<Target> {
+        (trunk == 0).then(|| self.target())
     }
     fn probe_answered(&mut self, _: Instant, _: usize, _: Option<u16>) {}
     fn poll_timeout(&self) -> Option<Instant> {

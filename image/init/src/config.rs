@@ -417,6 +417,29 @@ impl InitConfig {
 }
 
 impl NetworkConfig {
+    /// This configuration as a complete `network.toml` (every key written, so it reads back the same
+    /// whatever the slot's defaults are). Values are addresses and a checked host name: nothing in them
+    /// needs escaping beyond TOML's basic string quoting.
+    pub fn to_network_toml(&self) -> String {
+        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+        let mode = match self.mode {
+            NetMode::Static => "static",
+            NetMode::Dhcp => "dhcp",
+        };
+        let dns: Vec<String> = self.dns.iter().map(|d| quote(&d.to_string())).collect();
+        let mut out = format!("[network]\nmode = {}\n", quote(mode));
+        if let Some(a) = self.address {
+            out.push_str(&format!("address = {}\n", quote(&a.to_string())));
+        }
+        out.push_str(&format!(
+            "gateway = {}\ndns = [{}]\nntp = {}\n",
+            quote(&self.gateway.map(|g| g.to_string()).unwrap_or_default()),
+            dns.join(", "),
+            quote(&self.ntp.to_string())
+        ));
+        out
+    }
+
     /// `base` with the keys `network.toml` (`text`) names replaced, checked as a whole; an error that
     /// the override causes is located in the override.
     pub fn with_override(&self, text: &str, origin: &str) -> Result<Self, ConfigError> {
@@ -694,5 +717,18 @@ ntp = ""                      # empty: keep the RTC's time
         assert_eq!(t("::1").as_deref(), Some("[::1]:123"));
         assert_eq!(t("[::1]:5").as_deref(), Some("[::1]:5"));
         assert!(NtpServer::try_from("a b".to_owned()).is_err());
+    }
+
+    #[test]
+    fn network_toml_is_written_as_it_reads() {
+        let base = NetworkConfig::default();
+        for text in [
+            "[network]\nmode = \"dhcp\"\nntp = \"pool.ntp.org\"\n",
+            "[network]\nmode = \"static\"\naddress = \"192.0.2.10/24\"\ngateway = \"192.0.2.1\"\ndns = [\"192.0.2.53\", \"2001:db8::53\"]\n",
+        ] {
+            let n = base.with_override(text, "network.toml").unwrap();
+            let written = n.to_network_toml();
+            assert_eq!(base.with_override(&written, "again").unwrap(), n, "{written}");
+        }
     }
 }

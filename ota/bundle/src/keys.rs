@@ -251,6 +251,22 @@ impl Keyring {
         Self { keys }
     }
 
+    /// Every `*.pub` key file in `dir`, in name order; a folder that does not exist is an empty
+    /// keyring (a device built without a vendor key accepts nothing). The message names the file.
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut paths: Vec<std::path::PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            paths.sort();
+            for p in paths.iter().filter(|p| p.extension().is_some_and(|x| x == "pub")) {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                keys.push(PublicKey::from_file(&text).map_err(|e| format!("{}: {e}", p.display()))?);
+            }
+        }
+        Ok(Self { keys })
+    }
+
     /// The trusted keys.
     pub fn keys(&self) -> &[PublicKey] {
         &self.keys

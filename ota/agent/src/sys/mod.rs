@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use edge_agent::config::Config;
 use edge_agent::state::State;
 use edge_init::cmdline::Slot;
-use edge_ota::{Keyring, PublicKey, Version};
+use edge_ota::{Keyring, Version};
 use serde::Deserialize;
 
 /// Prints `edge-agent: <msg>` (the console, through PID 1; the HIL harness reads these lines).
@@ -119,15 +119,7 @@ impl Device {
                 version_text.trim()
             )
         })?;
-        let mut keys = Vec::new();
-        let key_dir = etc.join("ota-keys");
-        if let Ok(entries) = std::fs::read_dir(&key_dir) {
-            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            paths.sort();
-            for p in paths.iter().filter(|p| p.extension().is_some_and(|x| x == "pub")) {
-                keys.push(PublicKey::from_file(&read(p)?).map_err(|e| format!("{}: {e}", p.display()))?);
-            }
-        }
+        let keyring = Keyring::from_dir(&etc.join("ota-keys"))?;
         let data_cfg = sys.data_dir.join("etc/rtc-edge/update.toml");
         let slot_cfg = etc.join("update.toml");
         let config = match [&data_cfg, &slot_cfg].into_iter().find(|p| p.exists()) {
@@ -151,7 +143,7 @@ impl Device {
             esp: cmdline.esp,
             board,
             version,
-            keyring: Keyring::new(keys),
+            keyring,
             config,
             state,
             sys,
