@@ -40,6 +40,11 @@ pub struct WebConfig {
     /// cannot change them (an ordinary host's network is not ours).
     #[serde(default)]
     pub network_file: Option<PathBuf>,
+    /// Where the UI saves the configuration (default: the file gatewayd runs from). The appliance
+    /// runs from a read-only slot file until the data partition holds its own copy: that copy is
+    /// written here, and applied from here.
+    #[serde(default)]
+    pub save_to: Option<PathBuf>,
     /// `[web.update]`: the OTA agent's files; without them the UI cannot install updates.
     #[serde(default)]
     pub update: Option<WebUpdate>,
@@ -61,9 +66,6 @@ pub struct WebUpdate {
     /// The agent's progress file (JSON).
     #[serde(default)]
     pub progress: Option<PathBuf>,
-    /// The agent's state file (TOML), for the last result.
-    #[serde(default)]
-    pub state: Option<PathBuf>,
 }
 
 impl WebConfig {

@@ -299,17 +299,12 @@ pub(crate) async fn run(
             }
             Some(command) = next_command(&mut web_rx) => {
                 match command {
-                    WebCommand::Reload(reply) => {
-                        let result = match path {
-                            None => Err("running the embedded default configuration".to_owned()),
-                            Some(path) => {
-                                let reload = Reload { bound: &bound, input: &input_tx, codecs: &trunk_codecs };
-                                let mut calls_plane = CallsPlane { media: &mut media, notices: &mut notices, tag_secret, media_running_since_start };
-                                reload
-                                    .apply(path, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers, &mut calls_plane)
-                                    .await
-                            }
-                        };
+                    WebCommand::Reload(saved, reply) => {
+                        let reload = Reload { bound: &bound, input: &input_tx, codecs: &trunk_codecs };
+                        let mut calls_plane = CallsPlane { media: &mut media, notices: &mut notices, tag_secret, media_running_since_start };
+                        let result = reload
+                            .apply(&saved, &mut current, &mut endpoint, &mut routes, &mut trunk_tls, &mut resolvers, &mut calls_plane)
+                            .await;
                         if let Err(why) = &result {
                             tracing::error!(%why, "configuration saved from the web UI not applied");
                         }

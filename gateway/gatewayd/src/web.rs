@@ -176,7 +176,7 @@ pub(crate) struct Live {
 pub(crate) enum WebCommand {
     /// The configuration file was saved: read it again and apply what can be applied. The answer
     /// lists what needs a restart.
-    Reload(SyncSender<Result<Vec<&'static str>, String>>),
+    Reload(PathBuf, SyncSender<Result<Vec<&'static str>, String>>),
     /// Send OPTIONS to a trunk (by name; the first without one).
     TestOptions {
         trunk: Option<String>,
@@ -191,7 +191,10 @@ pub(crate) struct WebState {
     commands: tokio::sync::mpsc::Sender<WebCommand>,
     media: Mutex<Option<MediaShell>>,
     logs: Arc<LogRing>,
+    /// The file gatewayd runs from.
     config_path: Option<PathBuf>,
+    /// Where the UI saves and applies the configuration (`[web] save_to`, else `config_path`).
+    save_path: Option<PathBuf>,
     web: WebConfig,
     state_dir: PathBuf,
     started: Instant,
@@ -417,6 +420,7 @@ pub(crate) fn start(
         media: Mutex::new(None),
         logs,
         config_path: config_path.map(Path::to_path_buf),
+        save_path: web.save_to.clone().or_else(|| config_path.map(Path::to_path_buf)),
         web: web.clone(),
         state_dir: dir,
         started: clock(),
@@ -569,18 +573,27 @@ impl GatewayBackend {
             .map_err(|_| (503, "the gateway did not answer in time".to_owned()))
     }
 
+    /// The configuration the UI edits: the saved copy once there is one, else the running file.
+    fn edited_path(&self) -> Option<&Path> {
+        self.state
+            .save_path
+            .as_deref()
+            .filter(|p| p.exists())
+            .or(self.state.config_path.as_deref())
+    }
+
     fn config_text(&self) -> Result<(String, Option<&Path>), Failure> {
-        match &self.state.config_path {
+        match self.edited_path() {
             None => Ok((DEFAULT_TOML.to_owned(), None)),
             Some(p) => std::fs::read_to_string(p)
-                .map(|t| (t, Some(p.as_path())))
+                .map(|t| (t, Some(p)))
                 .map_err(|e| (500, format!("{}: {e}", p.display()))),
         }
     }
 
     /// The certificate and key files WSS uses (`[sip.tls]`), if configured.
     fn wss_files(&self) -> Option<(PathBuf, PathBuf, Vec<String>)> {
-        let path = self.state.config_path.as_deref()?;
+        let path = self.edited_path()?;
         let config = Config::load(path).ok()?;
         let tls = config.sip.tls.as_ref()?;
         let listeners = config
@@ -595,7 +608,7 @@ impl GatewayBackend {
 
     /// Saves `text` as the configuration (already validated) and has the loop apply it.
     fn save_and_apply(&self, text: &str) -> Result<api::Applied, Rejected> {
-        let Some(path) = &self.state.config_path else {
+        let Some(path) = &self.state.save_path else {
             return Err(Rejected::whole(
                 "gatewayd runs the embedded default configuration: start it with --config FILE to change it here",
             ));
@@ -616,7 +629,7 @@ impl GatewayBackend {
         tracing::info!(path = %path.display(), "configuration saved from the web UI");
         self.state
             .event("info", "configuration saved from the web UI".into());
-        match self.ask(WebCommand::Reload) {
+        match self.ask(|reply| WebCommand::Reload(path.clone(), reply)) {
             Ok(Ok(restart)) => {
                 let restart: Vec<String> = restart.iter().map(|s| (*s).to_owned()).collect();
                 let message = if restart.is_empty() {
@@ -650,7 +663,7 @@ impl GatewayBackend {
     fn validate_and_apply(&self, text: &str) -> Result<api::Applied, Rejected> {
         let origin = self
             .state
-            .config_path
+            .save_path
             .as_ref()
             .map_or_else(|| "gatewayd.toml".to_owned(), |p| p.display().to_string());
         let mut config = Config::parse(text, &origin).map_err(|e| match e.key() {
@@ -661,7 +674,7 @@ impl GatewayBackend {
             None => Rejected::whole(e.to_string()),
         })?;
         // Relative paths are read from the file's folder, as at load.
-        if let Some(dir) = self.state.config_path.as_deref().and_then(Path::parent)
+        if let Some(dir) = self.state.save_path.as_deref().and_then(Path::parent)
             && let Some(tls) = config.sip.tls.as_mut()
         {
             for p in [&mut tls.certificate, &mut tls.private_key] {
@@ -678,7 +691,7 @@ impl GatewayBackend {
     /// Installs a WSS certificate: writes the files, points `[sip.tls]` at them (keeping other keys),
     /// and saves the configuration.
     fn install_certificate(&self, cert_pem: &str, key_pem: &str) -> Result<api::CertificateView, Rejected> {
-        let Some(path) = self.state.config_path.clone() else {
+        let Some(path) = self.edited_path().map(Path::to_path_buf) else {
             return Err(Rejected::whole(
                 "gatewayd runs the embedded default configuration: start it with --config FILE to install a certificate",
             ));
@@ -945,23 +958,25 @@ impl Backend for GatewayBackend {
         let Some(u) = &self.state.web.update else {
             return view;
         };
+        // The agent's progress line: {"step":"downloading","version":"…","done":N,"total":N}.
         if let Some(p) = u.progress.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
-            view.progress = serde_json::from_str::<serde_json::Value>(&p)
-                .ok()
-                .map(|v| api::Progress {
-                    state: v["state"].as_str().unwrap_or("working").to_owned(),
-                    percent: v["percent"]
-                        .as_u64()
-                        .map_or(0, |p| u8::try_from(p.min(100)).unwrap_or(100)),
-                    message: v["message"].as_str().unwrap_or_default().to_owned(),
-                });
+            view.progress = serde_json::from_str::<serde_json::Value>(&p).ok().map(|v| {
+                let (done, total) = (v["done"].as_u64().unwrap_or(0), v["total"].as_u64().unwrap_or(0));
+                let step = v["step"].as_str().unwrap_or("working").to_owned();
+                let version = v["version"].as_str().unwrap_or_default();
+                api::Progress {
+                    percent: u8::try_from(
+                        (done.saturating_mul(100))
+                            .checked_div(total)
+                            .unwrap_or(0)
+                            .min(100),
+                    )
+                    .unwrap_or(100),
+                    message: format!("{step} {version}: {done} of {total} bytes"),
+                    state: step,
+                }
+            });
             view.agent = view.progress.as_ref().map(|p| p.state.clone());
-        }
-        if let Some(s) = u.state.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
-            view.last_result = s
-                .lines()
-                .find_map(|l| l.strip_prefix("last_result = "))
-                .map(|v| v.trim_matches('"').to_owned());
         }
         view
     }

@@ -97,23 +97,33 @@ fn exits_zero_on_sigint_and_survives_garbage() {
     assert!(stderr.contains("stopping signal=\"SIGINT\""), "{stderr}");
 }
 
-/// The README's run command (`cargo run -p gatewayd`): the embedded default config, 127.0.0.1:5060.
+/// The README's run command (`cargo run -p gatewayd`): the embedded default config, 127.0.0.1:5060,
+/// and the web UI on http://127.0.0.1:8080.
 #[test]
 fn readme_run_command_uses_embedded_default_on_5060() {
     let free = UdpSocket::bind("127.0.0.1:5060").is_ok()
         && TcpListener::bind("127.0.0.1:5060").is_ok()
-        && TcpListener::bind("127.0.0.1:5066").is_ok();
+        && TcpListener::bind("127.0.0.1:5066").is_ok()
+        && TcpListener::bind("127.0.0.1:8080").is_ok();
     if !free {
         eprintln!(
-            "\n*** SKIPPED readme_run_command_uses_embedded_default_on_5060: 127.0.0.1:5060 (udp or tcp) or 5066 is in \
-             use on this machine (another SIP server?). The same checks run against free ports in \
+            "\n*** SKIPPED readme_run_command_uses_embedded_default_on_5060: 127.0.0.1:5060 (udp or tcp), 5066 or 8080 is \
+             in use on this machine (another SIP server?). The same checks run against free ports in \
              answers_options_over_udp_and_exits_zero_on_sigterm and answers_options_over_tcp. ***\n"
         );
         return;
     }
-    let gw = Gateway::start(&[]);
+    // The web UI keeps its state under $XDG_STATE_HOME: a scratch folder, not the user's.
+    let state = scratch("readme-state");
+    let gw = Gateway::start_with_env(&[], &[("XDG_STATE_HOME", state.as_os_str())]);
     let resp = probe(5060);
     assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    let mut web = TcpStream::connect("127.0.0.1:8080").unwrap();
+    web.write_all(b"GET /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    retry_interrupted(|| web.read_to_string(&mut page)).unwrap();
+    assert!(page.contains("{\"setup_required\":true}"), "{page}");
     let resp = tcp_exchange(5060, &[&tcp_options("readme", 1)]);
     assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
     gw.signal("-TERM");

@@ -256,7 +256,7 @@ pub struct Applied {
     pub message: String,
 }
 
-/// `GET`/`PUT /api/network`: the appliance's network and time (PID 1 applies them at boot).
+/// `GET /api/network`: the appliance's network and time (PID 1 applies them at boot).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
     /// `dhcp` or `static`.
@@ -274,8 +274,40 @@ pub struct Network {
     #[serde(default)]
     pub ntp: String,
     /// When a change takes effect (answers only).
-    #[serde(default, skip_deserializing)]
     pub applies: String,
+}
+
+/// `PUT /api/network`'s body: [`Network`] without what only answers carry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkBody {
+    /// `dhcp` or `static`.
+    pub mode: String,
+    /// `a.b.c.d/prefix` (static).
+    #[serde(default)]
+    pub address: String,
+    /// The default route's next hop, `""` for none.
+    #[serde(default)]
+    pub gateway: String,
+    /// Name servers.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// SNTP server, `""` for none.
+    #[serde(default)]
+    pub ntp: String,
+}
+
+impl From<NetworkBody> for Network {
+    fn from(b: NetworkBody) -> Self {
+        Self {
+            mode: b.mode,
+            address: b.address,
+            gateway: b.gateway,
+            dns: b.dns,
+            ntp: b.ntp,
+            applies: String::new(),
+        }
+    }
 }
 
 /// `GET /api/certificate`: the certificate browsers see on WSS.
@@ -365,8 +397,6 @@ pub struct UpdateView {
     pub agent: Option<String>,
     /// An install under way.
     pub progress: Option<Progress>,
-    /// The last install's outcome.
-    pub last_result: Option<String>,
     /// The update server the agent checks in with.
     pub server: Option<String>,
     /// Whether bundles can be uploaded here.

@@ -149,7 +149,7 @@ impl<B: Backend> App<B> {
         if !path.starts_with("/api/") && path != "/metrics" {
             return match method {
                 "GET" | "HEAD" => assets::serve(path),
-                _ => Response::error(405, format!("{method} is not allowed here")),
+                _ => Response::error(405, format!("{method} is not allowed here")).with("Allow", "GET, HEAD"),
             };
         }
         let Some(access) = ROUTES.iter().find(|(_, p, _)| *p == path).map(|(_, _, a)| *a) else {
@@ -177,7 +177,16 @@ impl<B: Backend> App<B> {
             }
         }
         if !allowed {
-            return Response::error(405, format!("{method} is not allowed on {path}"));
+            let mut methods: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, p, _)| *p == path)
+                .map(|(m, _, _)| *m)
+                .collect();
+            if methods.contains(&"GET") {
+                methods.push("HEAD");
+            }
+            return Response::error(405, format!("{method} is not allowed on {path}"))
+                .with("Allow", methods.join(", "));
         }
         let method = if method == "HEAD" { "GET" } else { method };
         self.call(method, path, req, body)
@@ -225,8 +234,8 @@ impl<B: Backend> App<B> {
                 Err(r) => r,
             },
             ("GET", "/api/network") => answer(b.network()),
-            ("PUT", "/api/network") => match json::<api::Network>(req, body) {
-                Ok(n) => rejected_or(b.set_network(&n)),
+            ("PUT", "/api/network") => match json::<api::NetworkBody>(req, body) {
+                Ok(n) => rejected_or(b.set_network(&n.into())),
                 Err(r) => r,
             },
             ("GET", "/api/certificate") => Response::json(200, &b.certificate()),
@@ -253,7 +262,10 @@ impl<B: Backend> App<B> {
             ("POST", "/api/update/check") => accepted(b.check_update()),
             ("POST", "/api/update/upload") => {
                 if req.content_length == 0 {
-                    return Response::error(400, "send the bundle as the request body");
+                    return Response::error(
+                        422,
+                        "the upload is empty: send the bundle file as the request body",
+                    );
                 }
                 if req.content_length > MAX_BUNDLE {
                     return Response::error(413, format!("a bundle is at most {MAX_BUNDLE} bytes"));

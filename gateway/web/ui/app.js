@@ -29,7 +29,7 @@
  *             other than [A-Za-z0-9_] turned into "-" (sip.listen[0].port -> #cfg-sip-listen-0-port);
  *             groups carry data-group="<key path>"; a field's error is #<input id>-error (.field-error)
  *  password   #pw-current #pw-new #pw-confirm #pw-submit #pw-result #pw-error
- *  updates    #update-version #update-slot #update-other-slot #update-agent #update-last #update-progress
+ *  updates    #update-version #update-slot #update-other-slot #update-agent #update-progress
  *             #update-progress-text #update-check #update-file #update-upload #update-upload-progress
  *             #update-message #update-error (role=alert) #update-rollback
  *  logs       #logs-lines #logs-refresh #logs-filter #logs-download #cdrs-table #cdrs-refresh #cdrs-download
@@ -1109,7 +1109,6 @@
       setTxt('update-slot', d.slot || 'not an A/B system');
       setTxt('update-other-slot', d.other_slot || '—');
       setTxt('update-agent', d.agent || 'not running');
-      setTxt('update-last', d.last_result || '—');
       setTxt('update-server', d.server || 'none configured');
       const p = d.progress;
       progBox.hidden = !p;
@@ -1126,7 +1125,7 @@
       section('update-status', 'Installed software',
         h('dl', { class: 'kv' }, h('dt', { text: 'Version' }), dd('update-version'), h('dt', { text: 'Running slot' }), dd('update-slot'),
           h('dt', { text: 'Other slot' }), dd('update-other-slot'), h('dt', { text: 'Update agent' }), dd('update-agent'),
-          h('dt', { text: 'Last result' }), dd('update-last'), h('dt', { text: 'Update server' }), dd('update-server')),
+          h('dt', { text: 'Update server' }), dd('update-server')),
         progBox, h('div', { class: 'row' }, checkBtn, rollback)),
       section('update-upload-card', 'Install from a file',
         h('p', { text: 'Upload an RTC Edge update bundle. The gateway verifies its signature before the update agent installs it into the other slot.' }),

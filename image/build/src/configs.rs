@@ -68,6 +68,15 @@ pub fn gatewayd_toml(board: &Board) -> String {
          [[sip.listen]]\ntransport = \"ws\"\naddress = \"0.0.0.0\"\nport = {WS_PORT}\n",
         name = board.name,
     );
+    s.push_str(
+        "\n# The local web UI and REST API: https://<board>/ (a self-signed certificate until the operator\n\
+         # installs one). The first visit sets the admin password. What it saves goes to the data partition.\n\
+         [web]\naddress = \"0.0.0.0\"\nport = 443\nhttps = true\nstate_dir = \"/data/rtc-edge/web\"\n\
+         save_to = \"/data/etc/rtc-edge/gatewayd.toml\"\nnetwork_file = \"/data/etc/rtc-edge/network.toml\"\n\n\
+         [web.update]\nincoming = \"/data/ota/incoming\"\nkeys = \"/etc/rtc-edge/ota-keys\"\n\
+         board_file = \"/etc/rtc-edge/board\"\nversion_file = \"/etc/rtc-edge/version\"\n\
+         progress = \"/run/edge-agent.progress\"\n",
+    );
     match (board.network.mode, board.network.address) {
         (NetworkMode::Static, Some(a)) => {
             let ip = quote(&a.address.to_string());
