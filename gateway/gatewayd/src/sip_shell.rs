@@ -56,9 +56,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the gateway could not run. The operator or the host is at fault; each names what failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ShellError {
-    /// The web UI could not start (its port, state folder or certificate).
-    #[error(transparent)]
-    Web(#[from] web::WebError),
     /// A listener could not be bound (address in use, not local, no permission).
     #[error("cannot bind SIP {transport} listener {address}: {source}")]
     Bind {
@@ -234,14 +231,21 @@ pub(crate) async fn run(
     let mut web_rx = None;
     let mut web_loop = None;
     if let Some(w) = &config.web {
-        let (state, rx, _) = web::start(w, path, logs)?;
-        state.set_media(media.clone());
-        web_rx = Some(rx);
-        web_loop = Some(WebLoop {
-            state,
-            book: Book::default(),
-            tests: HashMap::new(),
-        });
+        // Calls do not depend on the UI: a UI that cannot start (its port taken, its folder not
+        // writable) is an alarm in the log, not a gateway that stays down (and, on the appliance, a
+        // boot that fails its health check and rolls back).
+        match web::start(w, path, logs) {
+            Ok((state, rx, _)) => {
+                state.set_media(media.clone());
+                web_rx = Some(rx);
+                web_loop = Some(WebLoop {
+                    state,
+                    book: Book::default(),
+                    tests: HashMap::new(),
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "the web UI is not running; SIP and media run without it"),
+        }
     }
     let mut publish_tick = tokio::time::interval(Duration::from_secs(1));
     let mut answered = HashSet::new();

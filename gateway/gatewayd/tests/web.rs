@@ -449,3 +449,28 @@ fn prometheus_scrapes_with_its_token() {
         );
     }
 }
+
+#[test]
+fn a_web_ui_that_cannot_start_leaves_calls_running() {
+    let dir = scratch("web-port-taken");
+    let sip = free_udp_port();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = format!(
+        "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {sip}\n\n\
+         [web]\naddress = \"127.0.0.1\"\nport = {port}\nhttps = false\nstate_dir = \"{}/state\"\n",
+        dir.display()
+    );
+    let path = dir.join("gatewayd.toml");
+    std::fs::write(&path, config).unwrap();
+    let gw = Gateway::start(&["--config", path.to_str().unwrap()]);
+    let resp = common::probe(sip);
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    gw.signal("-TERM");
+    let (status, stderr) = gw.wait();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the web UI is not running") && stderr.contains(&format!("127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
