@@ -66,6 +66,12 @@ pub struct WebUpdate {
     /// The agent's progress file (JSON).
     #[serde(default)]
     pub progress: Option<PathBuf>,
+    /// The file that asks the agent to check in now ("Check for updates"); without it the UI cannot.
+    #[serde(default)]
+    pub check_request: Option<PathBuf>,
+    /// The agent's settings files, the first that exists wins (the UI shows its update server).
+    #[serde(default)]
+    pub agent_config: Vec<PathBuf>,
 }
 
 impl WebConfig {

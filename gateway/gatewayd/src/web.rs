@@ -866,7 +866,7 @@ impl Backend for GatewayBackend {
         Ok(network_view(&n))
     }
 
-    fn set_network(&self, n: &api::Network) -> Result<api::Network, Rejected> {
+    fn set_network(&self, n: &api::NetworkSettings) -> Result<api::Network, Rejected> {
         let Some(file) = &self.state.web.network_file else {
             return Err(Rejected::whole(
                 "this host's network is not managed by the gateway ([web] network_file)",
@@ -958,6 +958,7 @@ impl Backend for GatewayBackend {
         let Some(u) = &self.state.web.update else {
             return view;
         };
+        view.server = agent_server(u);
         // The agent's progress line: {"step":"downloading","version":"…","done":N,"total":N}.
         if let Some(p) = u.progress.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
             view.progress = serde_json::from_str::<serde_json::Value>(&p).ok().map(|v| {
@@ -982,11 +983,26 @@ impl Backend for GatewayBackend {
     }
 
     fn check_update(&self) -> Result<String, Failure> {
-        Err((
-            409,
-            "the update agent checks in by itself on its schedule; there is no way to ask it sooner yet"
+        let Some(u) = &self.state.web.update else {
+            return Err((409, "this gateway has no update agent".into()));
+        };
+        let Some(request) = &u.check_request else {
+            return Err((
+                409,
+                "this gateway cannot ask its update agent to check in ([web.update] check_request)".into(),
+            ));
+        };
+        if agent_server(u).is_none() {
+            return Err((
+                409,
+                "no update server is configured: install updates by uploading a bundle".into(),
+            ));
+        }
+        write_atomic(request, b"check\n").map_err(|e| (500, format!("{}: {e}", request.display())))?;
+        Ok(
+            "asked the update agent to check in now (within 5 s); an offered update shows its progress here"
                 .into(),
-        ))
+        )
     }
 
     fn upload_update(&self, body: &mut dyn Read, len: u64) -> Result<api::Uploaded, Failure> {
@@ -1154,6 +1170,14 @@ impl Backend for GatewayBackend {
     }
 }
 
+/// The update server the agent checks in with (its settings file, read by its own parser).
+fn agent_server(u: &edge_config::web::WebUpdate) -> Option<String> {
+    let path = u.agent_config.iter().find(|p| p.exists())?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let config = edge_agent::config::Config::parse(&text, &path.display().to_string()).ok()?;
+    Some(config.server).filter(|s| !s.is_empty())
+}
+
 fn loss_percent(received: u64, lost: u64) -> f64 {
     let expected = received + lost;
     if expected == 0 {
@@ -1196,15 +1220,17 @@ fn slot_network() -> edge_init::config::NetworkConfig {
 
 fn network_view(n: &edge_init::config::NetworkConfig) -> api::Network {
     api::Network {
-        mode: match n.mode {
-            edge_init::config::NetMode::Static => "static",
-            edge_init::config::NetMode::Dhcp => "dhcp",
-        }
-        .into(),
-        address: n.address.map(|a| a.to_string()).unwrap_or_default(),
-        gateway: n.gateway.map(|g| g.to_string()).unwrap_or_default(),
-        dns: n.dns.iter().map(ToString::to_string).collect(),
-        ntp: n.ntp.to_string(),
+        settings: api::NetworkSettings {
+            mode: match n.mode {
+                edge_init::config::NetMode::Static => "static",
+                edge_init::config::NetMode::Dhcp => "dhcp",
+            }
+            .into(),
+            address: n.address.map(|a| a.to_string()).unwrap_or_default(),
+            gateway: n.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            dns: n.dns.iter().map(ToString::to_string).collect(),
+            ntp: n.ntp.to_string(),
+        },
         applies: "at the next boot".into(),
     }
 }

@@ -85,14 +85,16 @@ fn start(name: &str, extra: &str) -> Web {
     std::fs::write(dir.join("board"), format!("{BOARD}\n")).unwrap();
     std::fs::write(dir.join("version"), "1.0.0\n").unwrap();
     let d = dir.display();
-    let config = format!(
-        "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {sip}\n\n\
-         [web]\naddress = \"127.0.0.1\"\nport = {port}\nhttps = false\nstate_dir = \"{d}/state\"\n\
-         metrics_token = \"scrape-me-please-0123456789\"\n{extra}\n\
-         [web.update]\nincoming = \"{d}/incoming\"\nkeys = \"{d}/keys\"\nboard_file = \"{d}/board\"\nversion_file = \"{d}/version\"\n"
+    let path = write_config(
+        &dir,
+        sip,
+        port,
+        &format!(
+            "metrics_token = \"scrape-me-please-0123456789\"\n{extra}\n\
+             [web.update]\nincoming = \"{d}/incoming\"\nkeys = \"{d}/keys\"\nboard_file = \"{d}/board\"\n\
+             version_file = \"{d}/version\"\ncheck_request = \"{d}/check\"\nagent_config = [\"{d}/update.toml\"]\n"
+        ),
     );
-    let path = dir.join("gatewayd.toml");
-    std::fs::write(&path, config).unwrap();
     let gw = Gateway::start(&["--config", path.to_str().unwrap()]);
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -100,6 +102,19 @@ fn start(name: &str, extra: &str) -> Web {
         std::thread::sleep(Duration::from_millis(50));
     }
     Web { port, dir, _gw: gw }
+}
+
+/// `gatewayd.toml` in `dir`: SIP on UDP `sip`, the web UI on `port` (plain HTTP on loopback), `web`
+/// appended to `[web]`.
+fn write_config(dir: &Path, sip: u16, port: u16, web: &str) -> std::path::PathBuf {
+    let config = format!(
+        "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {sip}\n\n\
+         [web]\naddress = \"127.0.0.1\"\nport = {port}\nhttps = false\nstate_dir = \"{}/state\"\n{web}",
+        dir.display()
+    );
+    let path = dir.join("gatewayd.toml");
+    std::fs::write(&path, config).unwrap();
+    path
 }
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -321,6 +336,23 @@ fn a_bad_bundle_is_refused_before_a_byte_reaches_the_agent() {
     assert_eq!(good.status, 202, "{}", good.body);
     assert_eq!(good.json()["version"], "1.1.0");
     assert_eq!(incoming(&web.dir), ["upload-1.1.0.bundle"]);
+
+    // "Check for updates": refused while the agent has no server, then a request the agent takes.
+    let h = [JSON, ("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let refused = http(port, "POST", "/api/update/check", &h, b"");
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(!web.dir.join("check").exists());
+    std::fs::write(
+        web.dir.join("update.toml"),
+        "server = \"http://updates.example.net:8080\"\ntoken = \"device-token\"\n",
+    )
+    .unwrap();
+    let view = http(port, "GET", "/api/update", &h, b"").json();
+    assert_eq!(view["server"], "http://updates.example.net:8080");
+    assert_eq!(view["uploads"], true);
+    let asked = http(port, "POST", "/api/update/check", &h, b"");
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    assert!(web.dir.join("check").exists());
 }
 
 #[test]
@@ -456,13 +488,7 @@ fn a_web_ui_that_cannot_start_leaves_calls_running() {
     let sip = free_udp_port();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = format!(
-        "schema = 2\n[sip]\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1\"\nport = {sip}\n\n\
-         [web]\naddress = \"127.0.0.1\"\nport = {port}\nhttps = false\nstate_dir = \"{}/state\"\n",
-        dir.display()
-    );
-    let path = dir.join("gatewayd.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = write_config(&dir, sip, port, "");
     let gw = Gateway::start(&["--config", path.to_str().unwrap()]);
     let resp = common::probe(sip);
     assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");

@@ -256,9 +256,10 @@ pub struct Applied {
     pub message: String,
 }
 
-/// `GET /api/network`: the appliance's network and time (PID 1 applies them at boot).
+/// `PUT /api/network`: the appliance's network and time (PID 1 applies them at boot).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Network {
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
     /// `dhcp` or `static`.
     pub mode: String,
     /// `a.b.c.d/prefix` (static).
@@ -273,41 +274,16 @@ pub struct Network {
     /// SNTP server (`host` or `host:port`), `""` for none.
     #[serde(default)]
     pub ntp: String,
-    /// When a change takes effect (answers only).
+}
+
+/// `GET /api/network`: the settings and when they take effect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Network {
+    /// The settings.
+    #[serde(flatten)]
+    pub settings: NetworkSettings,
+    /// When a change takes effect.
     pub applies: String,
-}
-
-/// `PUT /api/network`'s body: [`Network`] without what only answers carry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkBody {
-    /// `dhcp` or `static`.
-    pub mode: String,
-    /// `a.b.c.d/prefix` (static).
-    #[serde(default)]
-    pub address: String,
-    /// The default route's next hop, `""` for none.
-    #[serde(default)]
-    pub gateway: String,
-    /// Name servers.
-    #[serde(default)]
-    pub dns: Vec<String>,
-    /// SNTP server, `""` for none.
-    #[serde(default)]
-    pub ntp: String,
-}
-
-impl From<NetworkBody> for Network {
-    fn from(b: NetworkBody) -> Self {
-        Self {
-            mode: b.mode,
-            address: b.address,
-            gateway: b.gateway,
-            dns: b.dns,
-            ntp: b.ntp,
-            applies: String::new(),
-        }
-    }
 }
 
 /// `GET /api/certificate`: the certificate browsers see on WSS.
@@ -498,7 +474,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Network and time settings.
     fn network(&self) -> Result<Network, Failure>;
     /// Validates and saves network and time settings.
-    fn set_network(&self, network: &Network) -> Result<Network, Rejected>;
+    fn set_network(&self, network: &NetworkSettings) -> Result<Network, Rejected>;
     /// The WSS certificate.
     fn certificate(&self) -> CertificateView;
     /// Makes and installs a self-signed WSS certificate.

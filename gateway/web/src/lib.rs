@@ -234,8 +234,8 @@ impl<B: Backend> App<B> {
                 Err(r) => r,
             },
             ("GET", "/api/network") => answer(b.network()),
-            ("PUT", "/api/network") => match json::<api::NetworkBody>(req, body) {
-                Ok(n) => rejected_or(b.set_network(&n.into())),
+            ("PUT", "/api/network") => match json::<api::NetworkSettings>(req, body) {
+                Ok(n) => rejected_or(b.set_network(&n)),
                 Err(r) => r,
             },
             ("GET", "/api/certificate") => Response::json(200, &b.certificate()),

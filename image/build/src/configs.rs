@@ -73,9 +73,10 @@ pub fn gatewayd_toml(board: &Board) -> String {
          # installs one). The first visit sets the admin password. What it saves goes to the data partition.\n\
          [web]\naddress = \"0.0.0.0\"\nport = 443\nhttps = true\nstate_dir = \"/data/rtc-edge/web\"\n\
          save_to = \"/data/etc/rtc-edge/gatewayd.toml\"\nnetwork_file = \"/data/etc/rtc-edge/network.toml\"\n\n\
-         [web.update]\nincoming = \"/data/ota/incoming\"\nkeys = \"/etc/rtc-edge/ota-keys\"\n\
-         board_file = \"/etc/rtc-edge/board\"\nversion_file = \"/etc/rtc-edge/version\"\n\
-         progress = \"/run/edge-agent.progress\"\n",
+         [web.update]\nincoming = \"/data/ota/incoming\"\nkeys = \"/slot/etc/rtc-edge/ota-keys\"\n\
+         board_file = \"/slot/etc/rtc-edge/board\"\nversion_file = \"/slot/etc/rtc-edge/version\"\n\
+         progress = \"/run/edge-agent.progress\"\ncheck_request = \"/run/edge-agent.check\"\n\
+         agent_config = [\"/data/etc/rtc-edge/update.toml\", \"/slot/etc/rtc-edge/update.toml\"]\n",
     );
     match (board.network.mode, board.network.address) {
         (NetworkMode::Static, Some(a)) => {

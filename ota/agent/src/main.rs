@@ -298,6 +298,9 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
         say("no update server configured: waiting for uploads in /data/ota/incoming");
         loop {
             std::thread::sleep(INCOMING_POLL);
+            if check_requested(dev) {
+                say("a check for updates was asked for, but no update server is configured");
+            }
             incoming(dev);
         }
     };
@@ -342,8 +345,17 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
             std::thread::sleep(step);
             left -= step;
             incoming(dev);
+            if check_requested(dev) {
+                say("checking for updates now (asked from the web UI)");
+                break;
+            }
         }
     }
+}
+
+/// Whether the web UI asked for a check-in now (the request is taken: removed).
+fn check_requested(dev: &Device) -> bool {
+    std::fs::remove_file(&dev.sys.check_request).is_ok()
 }
 
 /// How often the incoming folder is looked at.

@@ -55,6 +55,9 @@ pub(crate) struct System {
     pub(crate) progress: PathBuf,
     /// gatewayd's latest status, written by PID 1 (`calls: N, ending: M, ...`).
     pub(crate) gatewayd_status: PathBuf,
+    /// Created by the web UI's "Check for updates": the agent checks in at its next look (within
+    /// 5 s) instead of at the end of its interval, and removes it.
+    pub(crate) check_request: PathBuf,
 }
 
 impl Default for System {
@@ -67,6 +70,7 @@ impl Default for System {
             reboot: "pid1".into(),
             progress: "/run/edge-agent.progress".into(),
             gatewayd_status: "/run/gatewayd.status".into(),
+            check_request: "/run/edge-agent.check".into(),
         }
     }
 }
