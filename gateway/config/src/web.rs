@@ -69,6 +69,9 @@ pub struct WebUpdate {
     /// The file that asks the agent to check in now ("Check for updates"); without it the UI cannot.
     #[serde(default)]
     pub check_request: Option<PathBuf>,
+    /// The file that asks the agent to boot the other slot ("Roll back"); without it the UI cannot.
+    #[serde(default)]
+    pub rollback_request: Option<PathBuf>,
     /// The agent's settings files, the first that exists wins (the UI shows its update server).
     #[serde(default)]
     pub agent_config: Vec<PathBuf>,

@@ -1016,9 +1016,28 @@ impl Backend for GatewayBackend {
     }
 
     fn rollback(&self) -> Result<String, Failure> {
-        Err((
-            409,
-            "a manual rollback is not available yet: the device rolls back by itself when an update fails its health check".into(),
+        let (Some(u), Some(running)) = (&self.state.web.update, self.state.slot.as_deref()) else {
+            return Err((
+                409,
+                "this gateway is not an A/B appliance: there is no other slot to boot".into(),
+            ));
+        };
+        let Some(request) = &u.rollback_request else {
+            return Err((
+                409,
+                "this gateway cannot ask its update agent to roll back ([web.update] rollback_request)"
+                    .into(),
+            ));
+        };
+        let other = if running == "A" { "B" } else { "A" };
+        write_atomic(request, b"rollback\n").map_err(|e| (500, format!("{}: {e}", request.display())))?;
+        self.state.event(
+            "warn",
+            format!("rollback to slot {other} asked for from the web UI"),
+        );
+        Ok(format!(
+            "asked the update agent to boot slot {other} (the version before the last update) once no call is up; \
+             if it fails its health check the device comes back to slot {running} by itself"
         ))
     }
 

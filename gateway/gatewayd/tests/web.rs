@@ -92,7 +92,7 @@ fn start(name: &str, extra: &str) -> Web {
         &format!(
             "metrics_token = \"scrape-me-please-0123456789\"\n{extra}\n\
              [web.update]\nincoming = \"{d}/incoming\"\nkeys = \"{d}/keys\"\nboard_file = \"{d}/board\"\n\
-             version_file = \"{d}/version\"\ncheck_request = \"{d}/check\"\nagent_config = [\"{d}/update.toml\"]\n"
+             version_file = \"{d}/version\"\ncheck_request = \"{d}/check\"\nrollback_request = \"{d}/rollback\"\nagent_config = [\"{d}/update.toml\"]\n"
         ),
     );
     let gw = Gateway::start(&["--config", path.to_str().unwrap()]);
@@ -353,6 +353,15 @@ fn a_bad_bundle_is_refused_before_a_byte_reaches_the_agent() {
     let asked = http(port, "POST", "/api/update/check", &h, b"");
     assert_eq!(asked.status, 202, "{}", asked.body);
     assert!(web.dir.join("check").exists());
+    // A host that did not boot from an A/B slot has nothing to roll back to (the appliance's agent
+    // side is ota/agent/tests/rollback.rs).
+    let rollback = http(port, "POST", "/api/update/rollback", &h, b"");
+    assert_eq!(rollback.status, 409, "{}", rollback.body);
+    assert!(
+        rollback.json()["error"].as_str().unwrap().contains("A/B"),
+        "{}",
+        rollback.body
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ pub fn gatewayd_toml(board: &Board) -> String {
          save_to = \"/data/etc/rtc-edge/gatewayd.toml\"\nnetwork_file = \"/data/etc/rtc-edge/network.toml\"\n\n\
          [web.update]\nincoming = \"/data/ota/incoming\"\nkeys = \"/slot/etc/rtc-edge/ota-keys\"\n\
          board_file = \"/slot/etc/rtc-edge/board\"\nversion_file = \"/slot/etc/rtc-edge/version\"\n\
-         progress = \"/run/edge-agent.progress\"\ncheck_request = \"/run/edge-agent.check\"\n\
+         progress = \"/run/edge-agent.progress\"\ncheck_request = \"/run/edge-agent.check\"\nrollback_request = \"/run/edge-agent.rollback\"\n\
          agent_config = [\"/data/etc/rtc-edge/update.toml\", \"/slot/etc/rtc-edge/update.toml\"]\n",
     );
     match (board.network.mode, board.network.address) {

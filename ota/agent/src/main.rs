@@ -301,6 +301,9 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
             if check_requested(dev) {
                 say("a check for updates was asked for, but no update server is configured");
             }
+            if rollback_requested(dev) {
+                manual_rollback(dev);
+            }
             incoming(dev);
         }
     };
@@ -345,6 +348,9 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
             std::thread::sleep(step);
             left -= step;
             incoming(dev);
+            if rollback_requested(dev) {
+                manual_rollback(dev);
+            }
             if check_requested(dev) {
                 say("checking for updates now (asked from the web UI)");
                 break;
@@ -356,6 +362,41 @@ fn daemon(dev: &mut Device) -> Result<(), String> {
 /// Whether the web UI asked for a check-in now (the request is taken: removed).
 fn check_requested(dev: &Device) -> bool {
     std::fs::remove_file(&dev.sys.check_request).is_ok()
+}
+
+/// Whether the web UI asked to roll back (the request is taken: removed).
+fn rollback_requested(dev: &Device) -> bool {
+    std::fs::remove_file(&dev.sys.rollback_request).is_ok()
+}
+
+/// The operator's rollback: the other slot (the version before the last update) gets a one-shot
+/// testboot, exactly as a new install does, and the device reboots once no call is up. Healthy, PID 1
+/// marks it good and it stays; if it fails its health check, GRUB comes back to this slot and the next
+/// boot reports the fallback. Refused while an update is pending (its testboot owns grubenv).
+fn manual_rollback(dev: &mut Device) {
+    if let Some(p) = &dev.state.pending {
+        say(format!(
+            "a rollback was asked for while {} waits for its testboot: ignored",
+            p.version
+        ));
+        return;
+    }
+    let other = dev.running.other();
+    let armed = dev.grubenv(|b| {
+        edge_init::grubenv::testboot(b, other)
+            .map(Some)
+            .map_err(|e| format!("grubenv: {e}"))
+    });
+    match armed {
+        Ok(_) => {
+            say(format!(
+                "ROLLBACK asked for from the web UI: booting slot {other} once no call is up (one try; slot {} again if it fails)",
+                dev.running
+            ));
+            dev.reboot_when_idle();
+        }
+        Err(e) => say(format!("rollback not possible: {e}")),
+    }
 }
 
 /// How often the incoming folder is looked at.

@@ -14,16 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
+mod common;
+
+use common::scratch;
+
 const TOKEN: &str = "sim-device-token";
 const ADMIN: &str = "sim-admin-token";
 const BOARD: &str = "sim-board";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("edge-agent-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 struct Server {
     child: Child,
@@ -136,57 +133,14 @@ fn selected(device: &str, version: &str, percent: u64) -> bool {
     u64::from_be_bytes(first) % 100 < percent
 }
 
-fn grubenv(vars: &str) -> Vec<u8> {
-    let mut b = format!("# GRUB Environment Block\n{vars}").into_bytes();
-    b.resize(1024, b'#');
-    b
-}
-
-/// One simulated device on slot A running 1.0.0; returns its `--system` file.
+/// One simulated device checking in with the server on `port`.
 fn device(root: &Path, id: &str, port: u16, ca: &Path, key_pub: &str) -> PathBuf {
-    let dir = root.join(id);
-    let etc = dir.join("slot/etc/rtc-edge");
-    std::fs::create_dir_all(etc.join("ota-keys")).unwrap();
-    std::fs::write(etc.join("board"), format!("{BOARD}\n")).unwrap();
-    std::fs::write(etc.join("version"), "1.0.0\n").unwrap();
-    std::fs::write(etc.join("ota-keys/vendor.pub"), key_pub).unwrap();
-    let data_etc = dir.join("data/etc/rtc-edge");
-    std::fs::create_dir_all(&data_etc).unwrap();
-    std::fs::write(
-        data_etc.join("update.toml"),
-        format!(
-            "server = \"https://127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nca = \"{}\"\ndevice_id = \"{id}\"\n\
-             reboot_wait_s = 1\n",
-            ca.display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("part2"), vec![0u8; 1 << 20]).unwrap();
-    std::fs::write(dir.join("part3"), vec![0u8; 1 << 20]).unwrap();
-    std::fs::write(
-        dir.join("grubenv"),
-        grubenv("boot_order=A B\nA_left=3\nB_left=0\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("cmdline"),
-        format!(
-            "quiet appl.slot=A appl.root={} appl.esp=none appl.data=none\n",
-            dir.join("part2").display()
-        ),
-    )
-    .unwrap();
-    let system = dir.join("system.toml");
-    std::fs::write(
-        &system,
-        format!(
-            "cmdline = \"{d}/cmdline\"\nslot_dir = \"{d}/slot\"\ndata_dir = \"{d}/data\"\ngrubenv = \"{d}/grubenv\"\n\
-             reboot = \"exit\"\nprogress = \"{d}/progress\"\ngatewayd_status = \"{d}/gatewayd.status\"\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    system
+    let update = format!(
+        "server = \"https://127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\nca = \"{}\"\ndevice_id = \"{id}\"\n\
+         reboot_wait_s = 1\n",
+        ca.display()
+    );
+    common::device(root, id, BOARD, &update, key_pub)
 }
 
 #[test]

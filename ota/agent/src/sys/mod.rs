@@ -58,6 +58,9 @@ pub(crate) struct System {
     /// Created by the web UI's "Check for updates": the agent checks in at its next look (within
     /// 5 s) instead of at the end of its interval, and removes it.
     pub(crate) check_request: PathBuf,
+    /// Created by the web UI's "Roll back": the agent boots the other slot once (see
+    /// `manual_rollback` in main.rs) and removes it.
+    pub(crate) rollback_request: PathBuf,
 }
 
 impl Default for System {
@@ -71,6 +74,7 @@ impl Default for System {
             progress: "/run/edge-agent.progress".into(),
             gatewayd_status: "/run/gatewayd.status".into(),
             check_request: "/run/edge-agent.check".into(),
+            rollback_request: "/run/edge-agent.rollback".into(),
         }
     }
 }
