@@ -502,7 +502,8 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .ok()
-        .filter(|h| !h.is_empty())
+        // The kernel says "(none)" until something sets a name (the appliance's PID 1 does not).
+        .filter(|h| !h.is_empty() && h != "(none)")
         .unwrap_or_else(|| "rtc-edge".into())
 }
 
