@@ -699,12 +699,17 @@ impl Config {
 
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
+            file: path.display().to_string(),
             source,
         })?;
-        let mut config = Self::parse(&text, &file)?;
+        Self::parse_for(&text, path)
+    }
+
+    /// Validates `text` as the file at `path` would be read (errors name `path`; relative paths in it
+    /// are taken from `path`'s folder): what the web UI checks before it saves a file there.
+    pub fn parse_for(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config = Self::parse(text, &path.display().to_string())?;
         if let Some(dir) = path.parent() {
             let tls = config
                 .sip

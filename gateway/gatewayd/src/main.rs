@@ -2,7 +2,8 @@
 //!
 //! **Owns**: the process: command line, loading the configuration, logging, the tokio runtime, every
 //! socket, the clock, signals, and the run loops that drive the sans-IO cores (`edge-sip` on the signalling
-//! runtime, `edge-media` on the media thread, `edge-sdp` between them). It is the only crate that does I/O.
+//! runtime, `edge-media` on the media thread, `edge-sdp` between them). It is the only gateway crate that runs I/O (the web UI's HTTP server is
+//! `edge-http`'s shell, started here).
 //!
 //! **Never holds**: protocol logic. A SIP or media rule belongs in a core crate, where it is tested
 //! without sockets or sleeps; this crate only moves bytes and time between the cores and the OS.

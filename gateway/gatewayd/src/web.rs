@@ -662,28 +662,17 @@ impl GatewayBackend {
 
     /// Validates a configuration text as gatewayd would read it, then saves and applies it.
     fn validate_and_apply(&self, text: &str) -> Result<api::Applied, Rejected> {
-        let origin = self
-            .state
-            .save_path
-            .as_ref()
-            .map_or_else(|| "gatewayd.toml".to_owned(), |p| p.display().to_string());
-        let mut config = Config::parse(text, &origin).map_err(|e| match e.key() {
+        let parsed = match &self.state.save_path {
+            Some(path) => Config::parse_for(text, path),
+            None => Config::parse(text, "gatewayd.toml"),
+        };
+        let config = parsed.map_err(|e| match e.key() {
             Some(key) => Rejected {
                 error: e.to_string(),
                 fields: [(key.to_owned(), e.to_string())].into(),
             },
             None => Rejected::whole(e.to_string()),
         })?;
-        // Relative paths are read from the file's folder, as at load.
-        if let Some(dir) = self.state.save_path.as_deref().and_then(Path::parent)
-            && let Some(tls) = config.sip.tls.as_mut()
-        {
-            for p in [&mut tls.certificate, &mut tls.private_key] {
-                if p.is_relative() {
-                    *p = dir.join(&*p);
-                }
-            }
-        }
         crate::tls::load(&config).map_err(|e| Rejected::field("sip.tls", e.to_string()))?;
         crate::tls::trunks(&config).map_err(|e| Rejected::whole(e.to_string()))?;
         self.save_and_apply(text)
@@ -873,26 +862,19 @@ impl Backend for GatewayBackend {
                 "this host's network is not managed by the gateway ([web] network_file)",
             ));
         };
-        // Written as PID 1 reads it, then read back through PID 1's own parser: what it refuses is
-        // refused here, with its key.
-        let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let mut text = format!("[network]\nmode = {}\n", q(&n.mode));
-        if !n.address.is_empty() {
-            text.push_str(&format!("address = {}\n", q(&n.address)));
-        }
-        let dns: Vec<String> = n.dns.iter().filter(|d| !d.is_empty()).map(|d| q(d)).collect();
-        text.push_str(&format!(
-            "gateway = {}\ndns = [{}]\nntp = {}\n",
-            q(&n.gateway),
-            dns.join(", "),
-            q(&n.ntp)
-        ));
-        let parsed = slot_network()
-            .with_override(&text, "network")
-            .map_err(|e| match e.key() {
-                Some(k) => Rejected::field(k, e.to_string()),
-                None => Rejected::whole(e.to_string()),
-            })?;
+        // Read through PID 1's own parser: what it refuses is refused here, with its key.
+        let parsed = edge_init::config::NetworkConfig::from_fields(
+            &slot_network(),
+            &n.mode,
+            &n.address,
+            &n.gateway,
+            &n.dns,
+            &n.ntp,
+        )
+        .map_err(|e| match e.key() {
+            Some(k) => Rejected::field(k, e.to_string()),
+            None => Rejected::whole(e.to_string()),
+        })?;
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Rejected::whole(format!("{}: {e}", dir.display())))?;
         }

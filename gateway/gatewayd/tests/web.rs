@@ -78,7 +78,7 @@ struct Web {
     _gw: Gateway,
 }
 
-fn start(name: &str, extra: &str) -> Web {
+fn start(name: &str) -> Web {
     let dir = scratch(name);
     let (sip, port) = (free_udp_port(), free_tcp_port());
     std::fs::create_dir_all(dir.join("keys")).unwrap();
@@ -90,7 +90,7 @@ fn start(name: &str, extra: &str) -> Web {
         sip,
         port,
         &format!(
-            "metrics_token = \"scrape-me-please-0123456789\"\n{extra}\n\
+            "metrics_token = \"scrape-me-please-0123456789\"\n\n\
              [web.update]\nincoming = \"{d}/incoming\"\nkeys = \"{d}/keys\"\nboard_file = \"{d}/board\"\n\
              version_file = \"{d}/version\"\ncheck_request = \"{d}/check\"\nrollback_request = \"{d}/rollback\"\nagent_config = [\"{d}/update.toml\"]\n"
         ),
@@ -135,7 +135,7 @@ fn setup(port: u16) -> (String, String) {
 
 #[test]
 fn every_route_needs_a_session_and_every_change_its_csrf_token() {
-    let web = start("routes", "");
+    let web = start("routes");
     let port = web.port;
     // First boot: only setup, login and static files answer without a session.
     assert_eq!(
@@ -227,7 +227,7 @@ fn every_route_needs_a_session_and_every_change_its_csrf_token() {
 
 #[test]
 fn the_sixth_wrong_password_in_a_minute_is_refused() {
-    let web = start("lockout", "");
+    let web = start("lockout");
     let port = web.port;
     setup(port);
     for i in 1..=5 {
@@ -280,7 +280,7 @@ fn incoming(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_bad_bundle_is_refused_before_a_byte_reaches_the_agent() {
-    let web = start("upload", "");
+    let web = start("upload");
     let port = web.port;
     let (cookie, csrf) = setup(port);
     let vendor = edge_ota::SigningKey::generate().unwrap();
@@ -366,7 +366,7 @@ fn a_bad_bundle_is_refused_before_a_byte_reaches_the_agent() {
 
 #[test]
 fn configuration_is_validated_with_its_key_and_applied() {
-    let web = start("config", "");
+    let web = start("config");
     let port = web.port;
     let (cookie, csrf) = setup(port);
     let h = [JSON, ("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
@@ -462,7 +462,7 @@ fn configuration_is_validated_with_its_key_and_applied() {
 
 #[test]
 fn prometheus_scrapes_with_its_token() {
-    let web = start("metrics", "");
+    let web = start("metrics");
     let port = web.port;
     assert_eq!(http(port, "GET", "/metrics", &[], b"").status, 401);
     assert_eq!(

@@ -421,23 +421,32 @@ impl NetworkConfig {
     /// whatever the slot's defaults are). Values are addresses and a checked host name: nothing in them
     /// needs escaping beyond TOML's basic string quoting.
     pub fn to_network_toml(&self) -> String {
-        let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
         let mode = match self.mode {
             NetMode::Static => "static",
             NetMode::Dhcp => "dhcp",
         };
-        let dns: Vec<String> = self.dns.iter().map(|d| quote(&d.to_string())).collect();
-        let mut out = format!("[network]\nmode = {}\n", quote(mode));
-        if let Some(a) = self.address {
-            out.push_str(&format!("address = {}\n", quote(&a.to_string())));
-        }
-        out.push_str(&format!(
-            "gateway = {}\ndns = [{}]\nntp = {}\n",
-            quote(&self.gateway.map(|g| g.to_string()).unwrap_or_default()),
-            dns.join(", "),
-            quote(&self.ntp.to_string())
-        ));
-        out
+        let dns: Vec<String> = self.dns.iter().map(ToString::to_string).collect();
+        network_toml(
+            mode,
+            &self.address.map(|a| a.to_string()).unwrap_or_default(),
+            &self.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            &dns,
+            &self.ntp.to_string(),
+        )
+    }
+
+    /// `base` with every key given as text (the web UI's form), checked as `network.toml` is: an
+    /// empty `address` is left out, empty name servers are dropped.
+    pub fn from_fields(
+        base: &Self,
+        mode: &str,
+        address: &str,
+        gateway: &str,
+        dns: &[String],
+        ntp: &str,
+    ) -> Result<Self, ConfigError> {
+        let dns: Vec<String> = dns.iter().filter(|d| !d.is_empty()).cloned().collect();
+        base.with_override(&network_toml(mode, address, gateway, &dns, ntp), "network")
     }
 
     /// `base` with the keys `network.toml` (`text`) names replaced, checked as a whole; an error that
@@ -457,6 +466,35 @@ impl NetworkConfig {
             .map_err(|(path, message)| doc.error_at(&path, message))?;
         Ok(merged)
     }
+}
+
+/// A `network.toml` with these values (TOML basic strings, escaped); an empty `address` is left out.
+fn network_toml(mode: &str, address: &str, gateway: &str, dns: &[String], ntp: &str) -> String {
+    let quote = |s: &str| {
+        let mut q = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                c if c.is_control() => q.push_str(&format!("\\u{:04X}", u32::from(c))),
+                c => q.push(c),
+            }
+        }
+        q.push('"');
+        q
+    };
+    let mut out = format!("[network]\nmode = {}\n", quote(mode));
+    if !address.is_empty() {
+        out.push_str(&format!("address = {}\n", quote(address)));
+    }
+    let dns: Vec<String> = dns.iter().map(|d| quote(d)).collect();
+    out.push_str(&format!(
+        "gateway = {}\ndns = [{}]\nntp = {}\n",
+        quote(gateway),
+        dns.join(", "),
+        quote(ntp)
+    ));
+    out
 }
 
 /// Which `gatewayd` configuration PID 1 hands to gatewayd, given the data partition's file.
@@ -730,5 +768,21 @@ ntp = ""                      # empty: keep the RTC's time
             let written = n.to_network_toml();
             assert_eq!(base.with_override(&written, "again").unwrap(), n, "{written}");
         }
+        // The UI's fields: empty name servers dropped; text cannot add a key of its own.
+        let n = NetworkConfig::from_fields(
+            &base,
+            "static",
+            "192.0.2.10/24",
+            "192.0.2.1",
+            &["".into(), "192.0.2.53".into()],
+            "",
+        )
+        .unwrap();
+        assert_eq!((n.mode, n.dns.len()), (NetMode::Static, 1));
+        let sneaky =
+            NetworkConfig::from_fields(&base, "static", "192.0.2.10/24", "", &[], "x\"\nmode = \"dhcp");
+        assert!(sneaky.is_err() || sneaky.unwrap().mode == NetMode::Static);
+        let e = NetworkConfig::from_fields(&base, "static", "192.0.2.10/33", "", &[], "").unwrap_err();
+        assert_eq!(e.key(), Some("network.address"));
     }
 }
