@@ -180,7 +180,17 @@ pub struct MediaConfig {
     /// RLIMIT_RTPRIO at least this high (the systemd unit sets LimitRTPRIO), else the thread runs normally.
     #[serde(default = "MediaConfig::default_realtime")]
     pub realtime_priority: u8,
+    /// While any call has media, ask the kernel (PM QoS, `/dev/cpu_dma_latency`) to keep every CPU out
+    /// of idle states that take longer than this many µs to leave (0: CPUs poll instead of halting).
+    /// A halted CPU, or a virtual CPU the hypervisor has to wake, adds its wake-up time to every packet
+    /// that arrives while the media thread sleeps: on VMs this is most of the latency tail. Costs power
+    /// while calls are up. Unset: no request. Needs root or access to the device, else it is logged.
+    #[serde(default)]
+    pub cpu_latency_us: Option<u32>,
 }
+
+/// The largest `[media] cpu_latency_us`: beyond a few ms no idle state is kept out any more.
+pub const MAX_CPU_LATENCY_US: u32 = 10_000;
 
 pub(crate) fn yes() -> bool {
     true
@@ -230,6 +240,7 @@ impl Default for MediaConfig {
             inactivity_timeout_s: Self::default_inactivity(),
             hold_timeout_s: Self::default_hold(),
             realtime_priority: Self::default_realtime(),
+            cpu_latency_us: None,
         }
     }
 }
@@ -960,6 +971,14 @@ impl Config {
                 ),
             ));
         }
+        if let Some(us) = m.cpu_latency_us
+            && us > MAX_CPU_LATENCY_US
+        {
+            return Err((
+                key(&["cpu_latency_us"]),
+                format!("must be 0-{MAX_CPU_LATENCY_US} µs (leave it out for no request), got {us}"),
+            ));
+        }
         if m.inactivity_timeout_s != 0 && m.inactivity_timeout_s < 5 {
             return Err((
                 key(&["inactivity_timeout_s"]),
@@ -1125,6 +1144,12 @@ mod tests {
                 "media.realtime_priority",
                 7,
                 "1-99",
+            ),
+            (
+                "[media]\ncpu_latency_us = 20000\n",
+                "media.cpu_latency_us",
+                7,
+                "0-10000",
             ),
             (
                 "[media.trunk]\naddress = \"::\"\n",

@@ -321,6 +321,7 @@ impl MediaShell {
             next_generation: 0,
             active: Arc::clone(&active),
             counters: Arc::clone(&counters),
+            cpu_latency: CpuLatency::new(cfg.cpu_latency_us),
         };
         let priority = cfg.realtime_priority;
         let thread = std::thread::Builder::new().name("media".into()).spawn(move || {
@@ -535,6 +536,65 @@ struct MediaThread {
     next_generation: u64,
     active: Arc<AtomicUsize>,
     counters: Arc<Counters>,
+    cpu_latency: CpuLatency,
+}
+
+/// `[media] cpu_latency_us`: a PM QoS CPU latency request, held while any call has media (the kernel
+/// keeps it exactly as long as `/dev/cpu_dma_latency` stays open).
+struct CpuLatency {
+    want: Option<u32>,
+    held: Option<std::fs::File>,
+    refused: bool,
+}
+
+impl CpuLatency {
+    const DEVICE: &str = "/dev/cpu_dma_latency";
+
+    fn new(want: Option<u32>) -> Self {
+        Self {
+            want,
+            held: None,
+            refused: false,
+        }
+    }
+
+    /// Holds the request while `calls` is above zero, drops it at zero. A refusal is logged once.
+    fn update(&mut self, calls: usize) {
+        let Some(us) = self.want else {
+            return;
+        };
+        if calls == 0 {
+            if self.held.take().is_some() {
+                tracing::debug!("CPU latency request dropped: no call has media");
+            }
+            return;
+        }
+        if self.held.is_some() || self.refused {
+            return;
+        }
+        let request = || -> io::Result<std::fs::File> {
+            let mut file = std::fs::OpenOptions::new().write(true).open(Self::DEVICE)?;
+            // The device takes the bound as a native-endian 32-bit integer.
+            io::Write::write_all(&mut file, &i32::try_from(us).unwrap_or(i32::MAX).to_ne_bytes())?;
+            Ok(file)
+        };
+        match request() {
+            Ok(file) => {
+                tracing::info!(us, "CPU latency request held while calls have media (PM QoS)");
+                self.held = Some(file);
+            }
+            Err(e) => {
+                self.refused = true;
+                tracing::warn!(
+                    us,
+                    error = %e,
+                    device = Self::DEVICE,
+                    "CPU latency request refused (needs root or write access to the device): idle CPUs may add \
+                     their wake-up time to media latency"
+                );
+            }
+        }
+    }
 }
 
 impl MediaThread {
@@ -713,6 +773,7 @@ impl MediaThread {
             return;
         }
         tracing::debug!(call = key, block = slot, "media session running");
+        self.cpu_latency.update(self.keys.len());
         // Whatever arrived between binding and registering.
         for i in 0..3 {
             self.readable(slot * 3 + i, now, buf);
@@ -749,6 +810,7 @@ impl MediaThread {
         drop(call);
         // Release: whoever sees the count drop also sees the block back in the pool.
         self.active.fetch_sub(1, Ordering::Release);
+        self.cpu_latency.update(self.keys.len());
         // Stale timer entries of closed calls are skipped when due; keep them from piling up.
         if self.timers.len() > 64 + 8 * self.keys.len() {
             let calls = &self.calls;
@@ -928,6 +990,44 @@ mod tests {
         let s = PeerSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         s
+    }
+
+    /// The effective PM QoS CPU latency bound, as the device reads back.
+    fn cpu_latency_now() -> Option<i32> {
+        let bytes = std::fs::read(CpuLatency::DEVICE).ok()?;
+        Some(i32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?))
+    }
+
+    #[test]
+    fn cpu_latency_request_is_held_only_while_calls_have_media() {
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .open(CpuLatency::DEVICE)
+            .is_err()
+        {
+            eprintln!(
+                "SKIPPED cpu_latency_request_is_held_only_while_calls_have_media: {} not writable here (needs root)",
+                CpuLatency::DEVICE
+            );
+            return;
+        }
+        let mut off = CpuLatency::new(None);
+        off.update(3);
+        assert!(off.held.is_none(), "no request without the setting");
+        let mut request = CpuLatency::new(Some(7));
+        request.update(0);
+        assert!(request.held.is_none(), "no call, no request");
+        request.update(1);
+        assert!(request.held.is_some());
+        assert!(
+            cpu_latency_now().is_some_and(|us| us <= 7),
+            "the kernel's bound honours the request: {:?}",
+            cpu_latency_now()
+        );
+        request.update(2);
+        request.update(0);
+        assert!(request.held.is_none(), "dropped when the last call ends");
+        assert!(!request.refused);
     }
 
     fn runtime() -> Runtime {

@@ -17,7 +17,9 @@
 //!   loss; then both relays run at half that load for latency, in alternating rounds: the added latency
 //!   is each datagram's time inside the relay (kernel receive stamp on the relay's socket → its send
 //!   returned), the end-to-end one is from the generator's stamp in the payload to the kernel's
-//!   receive stamp back at the generator.
+//!   receive stamp back at the generator. The latency rounds run twice: with the CPUs idling as the
+//!   machine has them, then holding a PM QoS request of 0 µs as gatewayd does with `[media]
+//!   cpu_latency_us = 0` (on a VM a halted virtual CPU's wake-up is most of the tail).
 //!
 //! Prints figures and ratios; never fails on a time. `cargo bench -p edge-media --bench relay`
 //! (`-- --quick` for shorter steps, as CI runs it).
@@ -999,20 +1001,60 @@ fn main() {
         None => report(&found, capacity),
     };
     let half = (edge_calls / 2).clamp(10, capacity);
-    // Alternating short rounds, median of each round's percentile: a stall of this shared machine
-    // (milliseconds, now and then) lands in one round of one relay, not in the figure; nine rounds,
-    // because on this shared machine a noisy stretch can last two or three of them.
+    // Twice: with the CPUs idling as this machine has them, then as gatewayd runs with
+    // `[media] cpu_latency_us = 0` (idle CPUs poll instead of halting while calls are up).
+    let idle = latency_rounds(
+        &mut bench,
+        half,
+        "CPU idle as the machine has it (no cpu_latency_us)",
+    );
+    match hold_cpu_latency(0) {
+        Ok(_request) => {
+            let polled = latency_rounds(
+                &mut bench,
+                half,
+                "[media] cpu_latency_us = 0 (PM QoS request held, as gatewayd holds it while calls are up)",
+            );
+            println!(
+                "  added latency p99 at half load, edge-media: {:.1} µs with cpu_latency_us = 0 (goal ≤ 200 µs), {:.1} µs \
+                 without; bare relay {:.1} / {:.1} µs",
+                polled[1][1], idle[1][1], polled[0][1], idle[0][1]
+            );
+        }
+        Err(e) => println!(
+            "  !! cannot hold a CPU latency request ({CPU_LATENCY_DEVICE}: {e}; needs root): the run with \
+             cpu_latency_us = 0 is SKIPPED"
+        ),
+    }
+}
+
+const CPU_LATENCY_DEVICE: &str = "/dev/cpu_dma_latency";
+
+/// A PM QoS CPU latency request of `us`, held until the file is dropped (as gatewayd's media thread
+/// holds `[media] cpu_latency_us`).
+fn hold_cpu_latency(us: i32) -> std::io::Result<std::fs::File> {
+    let mut file = std::fs::OpenOptions::new().write(true).open(CPU_LATENCY_DEVICE)?;
+    std::io::Write::write_all(&mut file, &us.to_ne_bytes())?;
+    Ok(file)
+}
+
+/// Alternating short rounds of both relays at `calls`; prints each round and the medians, returns
+/// [bare, edge] × [added p50, added p99, end-to-end p50, end-to-end p99] (medians of rounds, µs).
+fn latency_rounds(bench: &mut Bench, calls: usize, setting: &str) -> [[f64; 4]; 2] {
+    // Median of each round's percentile: a stall of this shared machine (milliseconds, now and then)
+    // lands in one round of one relay, not in the figure; nine rounds, because on this shared machine
+    // a noisy stretch can last two or three of them.
     let rounds = 9;
     println!(
-        "latency at half load ({half} calls), {rounds} alternating rounds; added = inside the relay (kernel receive \
-         stamp on its socket → its send returned), end to end = generator stamp before sendmmsg → kernel receive \
-         stamp back at the generator (adds the generator's batching and both kernel hops):"
+        "latency at half load ({calls} calls), {setting}, {rounds} alternating rounds; added = inside the relay \
+         (kernel receive stamp on its socket → its send returned), end to end = generator stamp before sendmmsg → \
+         kernel receive stamp back at the generator (adds the generator's batching and both kernel hops):"
     );
     let mut per_mode = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
         for (m, mode) in [Mode::Bare, Mode::Edge].into_iter().enumerate() {
-            let mut samples = Some(Vec::with_capacity(half * 100 * 4));
-            bench.step(half, mode, &mut samples);
+            let mut samples = Some(Vec::with_capacity(calls * 100 * 4));
+            bench.step(calls, mode, &mut samples);
             let mut e2e = samples.unwrap();
             e2e.sort_unstable();
             bench.residence.sort_unstable();
@@ -1040,6 +1082,7 @@ fn main() {
          p99 {:.1} µs; end to end edge-media p50 {:.1} µs p99 {:.1} µs, bare relay p50 {:.1} µs p99 {:.1} µs",
         edge[0], edge[1], bare[0], bare[1], edge[2], edge[3], bare[2], bare[3]
     );
+    [bare, edge]
 }
 
 /// Latency percentiles of one round, in µs.
