@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
                 trunk_rtcp_mux: selector & 0x40 != 0,
                 trunk_sdes: (selector & 0x20 != 0).then(|| (Profile::Aes128CmHmacSha1_80, vec![1; 30], vec![2; 30])),
                 codec: (8000, 0, 0),
+                alternatives: Vec::new(),
                 telephone_event: Some((126, 101, 8000)),
                 browser_direction: Direction::SendRecv,
                 trunk_direction: Direction::SendRecv,

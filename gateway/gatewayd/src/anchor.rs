@@ -337,6 +337,11 @@ fn negotiated(plan: &MediaPlan, default_ptime_ms: u32) -> Negotiated {
             (profile, s.local_key.to_vec(), s.remote_key.to_vec())
         }),
         codec: (codec.clock_rate, codec.browser_pt, codec.trunk_pt),
+        alternatives: plan
+            .alternatives
+            .iter()
+            .map(|c| (c.clock_rate, c.browser_pt, c.trunk_pt))
+            .collect(),
         telephone_event,
         browser_direction: ours(plan.browser.direction),
         trunk_direction: ours(plan.trunk.direction),

@@ -979,6 +979,7 @@ mod tests {
             trunk_rtcp_mux: false,
             trunk_sdes: None,
             codec: (8000, 0, 0),
+            alternatives: Vec::new(),
             telephone_event: Some((126, 101, 8000)),
             browser_direction: Direction::SendRecv,
             trunk_direction: Direction::SendRecv,

@@ -139,6 +139,11 @@ pub struct Negotiated {
     pub trunk_sdes: Option<(Profile, Vec<u8>, Vec<u8>)>,
     /// The codec: clock rate, browser PT, trunk PT.
     pub codec: (u32, u8, u8),
+    /// The other codecs both legs accepted (clock rate, browser PT, trunk PT): a peer may switch to
+    /// one at any time (RFC 3264 §5.1). Those at the codec's clock rate are forwarded with their own
+    /// mapping; one at another rate cannot share the rewritten timestamp line and is dropped (counted
+    /// in [`MediaStats::malformed`]).
+    pub alternatives: Vec<(u32, u8, u8)>,
     /// telephone-event: browser PT, trunk PT, and its clock rate (the codec's, or 8000 beside Opus
     /// with the many phones that know no other): event durations count in it, timestamps stay on the
     /// audio stream's line.
@@ -177,7 +182,8 @@ pub struct MediaStats {
     pub to_browser: u64,
     /// SRTP/SRTCP that failed authentication or replay checks.
     pub srtp_rejected: u64,
-    /// Packets that were not STUN/DTLS/RTP/RTCP, or had a payload type not negotiated.
+    /// Packets that were not STUN/DTLS/RTP/RTCP, or had a payload type not negotiated (or negotiated
+    /// at another clock rate than the call's codec).
     pub malformed: u64,
     /// Packets dropped because the leg cannot send yet (no ICE/DTLS, no trunk address) or is on hold.
     pub not_ready: u64,
@@ -504,10 +510,9 @@ impl MediaSession {
             self.stats.not_ready += 1;
             return Forward::Done;
         }
-        h.pt = match (h.pt, self.neg.telephone_event) {
-            (pt, _) if pt == self.neg.codec.1 => self.neg.codec.2,
-            (pt, Some((b, t, _))) if pt == b => t,
-            _ => {
+        h.pt = match map_pt(&self.neg, h.pt, true) {
+            Some(pt) => pt,
+            None => {
                 self.stats.malformed += 1;
                 return Forward::Done;
             }
@@ -642,10 +647,9 @@ impl MediaSession {
             self.stats.not_ready += 1;
             return Forward::Done;
         }
-        h.pt = match (h.pt, self.neg.telephone_event) {
-            (pt, _) if pt == self.neg.codec.2 => self.neg.codec.1,
-            (pt, Some((b, t, _))) if pt == t => b,
-            _ => {
+        h.pt = match map_pt(&self.neg, h.pt, false) {
+            Some(pt) => pt,
+            None => {
                 self.stats.malformed += 1;
                 return Forward::Done;
             }
@@ -783,6 +787,23 @@ impl MediaSession {
 /// Translates an RTCP compound from one leg for the other: its sender becomes our stream `out`'s SSRC
 /// (SR timestamps moved onto that stream's line), and its reports about `back` — our stream toward the
 /// sender — name the source `back` carries instead. Returns the new length (0: nothing to send).
+/// The payload type on the other leg for `pt` received on one (`toward_trunk`: from the browser):
+/// the codec, an alternative at the codec's clock rate, or telephone-event. Never allocates.
+fn map_pt(neg: &Negotiated, pt: u8, toward_trunk: bool) -> Option<u8> {
+    let rate = neg.codec.0;
+    std::iter::once(neg.codec)
+        .chain(neg.alternatives.iter().copied().filter(|c| c.0 == rate))
+        .map(|(_, browser, trunk)| (browser, trunk))
+        .chain(neg.telephone_event.map(|(browser, trunk, _)| (browser, trunk)))
+        .find_map(|(browser, trunk)| {
+            if toward_trunk {
+                (pt == browser).then_some(trunk)
+            } else {
+                (pt == trunk).then_some(browser)
+            }
+        })
+}
+
 fn translate_between(buf: &mut [u8], len: usize, out: &Rewriter, back: &Rewriter) -> usize {
     let Some(sender) = buf
         .get(4..8)
@@ -845,6 +866,7 @@ mod tests {
             trunk_rtcp_mux: false,
             trunk_sdes: None,
             codec: (8000, 0, 0),
+            alternatives: Vec::new(),
             telephone_event: Some((126, 101, 8000)),
             browser_direction: Direction::SendRecv,
             trunk_direction: Direction::SendRecv,
@@ -1063,6 +1085,82 @@ mod tests {
         // Browser media now follows the latched trunk address.
         assert_eq!(c.browser_sends(0, &[0; 160]).unwrap().0, nat);
         assert_eq!(c.gw.stats().wrong_source, 1);
+    }
+
+    #[test]
+    fn a_peer_may_switch_to_an_alternative_codec_at_the_same_clock_rate() {
+        // Answered PCMU first, PCMA (browser PT 8, trunk PT 18 by the trunk's numbering) and G.722
+        // as alternatives, and Opus at 48 kHz, which cannot share the call's timestamp line.
+        let mut c = Call::with(|n| {
+            n.alternatives = vec![(8000, 8, 18), (8000, 9, 9), (48_000, 111, 96)];
+        });
+        c.connect();
+        let pt_to_trunk = |c: &mut Call, pt| {
+            c.browser_sends(pt, &[0x55; 160])
+                .map(|(_, p)| RtpHeader::parse(&p).unwrap().pt)
+        };
+        assert_eq!(pt_to_trunk(&mut c, 0), Some(0));
+        assert_eq!(
+            pt_to_trunk(&mut c, 8),
+            Some(18),
+            "PCMA mapped to the trunk's number"
+        );
+        assert_eq!(pt_to_trunk(&mut c, 9), Some(9));
+        assert_eq!(
+            pt_to_trunk(&mut c, 111),
+            None,
+            "another clock rate is not bridged"
+        );
+        assert_eq!(
+            pt_to_trunk(&mut c, 96),
+            None,
+            "the trunk's number means nothing from the browser"
+        );
+        assert_eq!(c.gw.stats().malformed, 2);
+        // The trunk switches to PCMA mid-stream: same SSRC line, continuous sequence toward the browser.
+        let mut seqs = Vec::new();
+        for (i, pt) in (0u16..).zip([0u8, 18, 18, 0]) {
+            c.now += Duration::from_millis(20);
+            let got = c
+                .trunk_sends(
+                    trunk(),
+                    RtpHeader {
+                        marker: false,
+                        pt,
+                        seq: 500 + i,
+                        ts: 8000 + 160 * u32::from(i),
+                        ssrc: 0x7777,
+                    },
+                    &[0x11; 160],
+                )
+                .expect("forwarded");
+            let h = RtpHeader::parse(&got).unwrap();
+            seqs.push((h.pt, h.seq, h.ts));
+            assert_eq!(h.ssrc, 0xb0b0_b0b0);
+        }
+        let pts: Vec<u8> = seqs.iter().map(|s| s.0).collect();
+        assert_eq!(pts, [0, 8, 8, 0], "trunk PT 18 reaches the browser as its PT 8");
+        assert!(
+            seqs.windows(2)
+                .all(|w| w[1].1 == w[0].1.wrapping_add(1) && w[1].2 == w[0].2.wrapping_add(160)),
+            "one continuous stream across the switch: {seqs:?}"
+        );
+        let dropped = c.gw.stats().malformed;
+        assert!(
+            c.trunk_sends(
+                trunk(),
+                RtpHeader {
+                    marker: false,
+                    pt: 96,
+                    seq: 504,
+                    ts: 8640,
+                    ssrc: 0x7777
+                },
+                &[0; 80]
+            )
+            .is_none()
+        );
+        assert_eq!(c.gw.stats().malformed, dropped + 1);
     }
 
     #[test]
