@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use edge_media::dtls::{DtlsIdentity, DtlsRole, FingerprintHash};
-use edge_media::rtp::RtpHeader;
+use edge_media::rtp::{RtpHeader, is_rtcp};
 use edge_media::session::{Direction, Forward, MediaEvent, MediaSession, Negotiated, SessionConfig, Socket};
 use edge_media::srtp::SrtpContext;
 use mio::{Events, Interest, Poll, Token};
@@ -576,8 +576,10 @@ impl Generator {
                 for i in 0..n {
                     let len = self.inbox.lens[i];
                     let buf = &mut self.inbox.bufs[i][..len];
-                    if buf.first().is_none_or(|b| *b < 128) {
-                        continue; // STUN: a consent response, or a check the bare relay passed on
+                    if buf.first().is_none_or(|b| *b < 128) || is_rtcp(buf) {
+                        // STUN: a consent response, or a check the bare relay passed on; RTCP: the
+                        // relay's own receiver reports (the generator sends no RTCP to translate).
+                        continue;
                     }
                     got += 1;
                     let Some(samples) = latency.as_mut() else {

@@ -330,6 +330,48 @@ pub fn translate_rtcp(
     write
 }
 
+/// Writes our own compound RTCP into `out`: a receiver report from `sender` (with `block` when we
+/// receive a stream on that leg) and an SDES CNAME chunk (RFC 3550 §6.1 requires one in every compound
+/// packet). Returns the length; `out` must hold 4 + 4 + 24 + 4 + 4 + 2 + 255 + 3 bytes at most.
+pub fn own_report(out: &mut [u8; 320], sender: u32, block: Option<ReportBlock>, cname: &str) -> usize {
+    let count = u8::from(block.is_some());
+    // RR: header, sender SSRC, report blocks.
+    out[0] = 0x80 | count;
+    out[1] = 201;
+    out[2..4].copy_from_slice(&(1 + 6 * u16::from(count)).to_be_bytes());
+    out[4..8].copy_from_slice(&sender.to_be_bytes());
+    let mut at = 8;
+    if let Some(b) = block {
+        out[at..at + 4].copy_from_slice(&b.ssrc.to_be_bytes());
+        out[at + 4] = b.fraction_lost;
+        out[at + 5..at + 8].copy_from_slice(&b.cumulative_lost.to_be_bytes()[1..]);
+        out[at + 8..at + 12].copy_from_slice(&b.highest_seq.to_be_bytes());
+        // Jitter, LSR, DLSR.
+        out[at + 12..at + 24].fill(0);
+        at += 24;
+    }
+    // SDES: one chunk, CNAME item, END, padded to a word.
+    let cname = &cname.as_bytes()[..cname.len().min(255)];
+    let sdes = at;
+    out[sdes] = 0x81;
+    out[sdes + 1] = 202;
+    out[sdes + 4..sdes + 8].copy_from_slice(&sender.to_be_bytes());
+    out[sdes + 8] = 1;
+    out[sdes + 9] = u8::try_from(cname.len()).unwrap_or(u8::MAX);
+    out[sdes + 10..sdes + 10 + cname.len()].copy_from_slice(cname);
+    let mut end = sdes + 10 + cname.len();
+    // At least one zero octet ends the item list, then up to the next word.
+    out[end] = 0;
+    end += 1;
+    while !(end - sdes).is_multiple_of(4) {
+        out[end] = 0;
+        end += 1;
+    }
+    let words = u16::try_from((end - sdes) / 4 - 1).unwrap_or(u16::MAX);
+    out[sdes + 2..sdes + 4].copy_from_slice(&words.to_be_bytes());
+    end
+}
+
 /// Packet loss of one incoming RTP stream from its sequence numbers (RFC 3550 appendix A.1/A.3):
 /// expected = extended highest − first + 1, lost = expected − received. A new SSRC starts over (the
 /// totals so far are kept). Reordered and duplicate packets count as received; a jump of more than
@@ -343,6 +385,23 @@ pub struct LossMeter {
     /// Packets expected and received in finished streams (earlier SSRCs and restarts).
     closed_expected: u64,
     closed_received: u64,
+    /// Expected and received of the current stream at the previous report block (RFC 3550 A.3).
+    expected_prior: u64,
+    received_prior: u64,
+}
+
+/// One RTCP reception report block (RFC 3550 §6.4.1) about a stream we receive. Jitter, LSR and DLSR
+/// are sent as 0: our own reports stand in only while the other peer sends none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportBlock {
+    /// The source reported on.
+    pub ssrc: u32,
+    /// Loss since the previous report, in 1/256.
+    pub fraction_lost: u8,
+    /// Packets lost since the stream began (24-bit, clamped).
+    pub cumulative_lost: u32,
+    /// Extended highest sequence number received.
+    pub highest_seq: u32,
 }
 
 impl LossMeter {
@@ -384,8 +443,34 @@ impl LossMeter {
             base: ext,
             max: ext,
             received: 1,
+            expected_prior: 0,
+            received_prior: 0,
             ..*self
         };
+    }
+
+    /// A report block about the current stream (`None` before its first packet); the next one's
+    /// fraction lost counts from here.
+    pub fn report_block(&mut self) -> Option<ReportBlock> {
+        let ssrc = self.ssrc?;
+        let expected = self.expected_now();
+        let expected_interval = expected.saturating_sub(self.expected_prior);
+        let received_interval = self.received.saturating_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = expected_interval.saturating_sub(received_interval);
+        let fraction_lost = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .map_or(0, |f| u8::try_from(f).unwrap_or(u8::MAX));
+        Some(ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: u32::try_from(expected.saturating_sub(self.received))
+                .unwrap_or(u32::MAX)
+                .min(0x7f_ffff),
+            // Extended numbers run a cycle high (see `restart`).
+            highest_seq: u32::try_from(self.max.saturating_sub(0x1_0000) & 0xffff_ffff).unwrap_or(u32::MAX),
+        })
     }
 
     fn expected_now(&self) -> u64 {
@@ -408,7 +493,7 @@ impl LossMeter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn t0() -> Instant {
@@ -533,6 +618,85 @@ mod tests {
             let mut q = p.clone();
             let _ = translate_rtcp(&mut q, cut, 1, 2, None, 3, |t| t);
         }
+    }
+
+    /// Our own compound RTCP as an independent parser (webrtc-rs `rtc-rtcp`) reads it:
+    /// (RR sender, report blocks as (ssrc, fraction, total lost, highest seq), SDES (ssrc, CNAME)).
+    /// (ssrc, fraction lost, total lost, highest sequence number) of one report block.
+    pub(crate) type Block = (u32, u8, u32, u32);
+
+    pub(crate) fn parse_own_report(p: &[u8]) -> (u32, Vec<Block>, (u32, String)) {
+        use rtc_rtcp::receiver_report::ReceiverReport;
+        use rtc_rtcp::source_description::SourceDescription;
+        let packets = rtc_rtcp::packet::unmarshal(&mut &p[..]).expect("valid compound RTCP");
+        assert_eq!(packets.len(), 2, "RR + SDES");
+        let rr = packets[0]
+            .as_any()
+            .downcast_ref::<ReceiverReport>()
+            .expect("a receiver report first");
+        let sdes = packets[1]
+            .as_any()
+            .downcast_ref::<SourceDescription>()
+            .expect("then SDES");
+        let chunk = &sdes.chunks[0];
+        (
+            rr.ssrc,
+            rr.reports
+                .iter()
+                .map(|r| (r.ssrc, r.fraction_lost, r.total_lost, r.last_sequence_number))
+                .collect(),
+            (
+                chunk.source,
+                String::from_utf8(chunk.items[0].text.to_vec()).unwrap(),
+            ),
+        )
+    }
+
+    #[test]
+    fn own_reports_carry_loss_since_the_last_one_and_parse_elsewhere() {
+        let mut m = LossMeter::default();
+        // 1..=10 with 4 and 7 lost; then 11..=20 with none lost.
+        for seq in (65_530u16..=65_535)
+            .chain(0..4)
+            .filter(|s| *s != 65_533 && *s != 1)
+        {
+            m.observe(0xabc, seq);
+        }
+        let first = m.report_block().unwrap();
+        assert_eq!(
+            (
+                first.ssrc,
+                first.cumulative_lost,
+                first.highest_seq,
+                first.fraction_lost
+            ),
+            (0xabc, 2, 0x1_0003, 51), // 2 of 10 lost: 2 × 256 / 10
+            "the sequence wrapped once: the extended highest counts the cycle"
+        );
+        for seq in 4..14 {
+            m.observe(0xabc, seq);
+        }
+        let second = m.report_block().unwrap();
+        assert_eq!((second.fraction_lost, second.cumulative_lost), (0, 2));
+        assert_eq!(LossMeter::default().report_block(), None);
+        let mut out = [0u8; 320];
+        for (block, cname) in [(Some(second), "0a0b0c0d@rtc-edge"), (None, "x"), (None, "abc")] {
+            let n = own_report(&mut out, 0x5eed, block, cname);
+            assert_eq!(n % 4, 0);
+            let (sender, blocks, (source, text)) = parse_own_report(&out[..n]);
+            assert_eq!((sender, source, text.as_str()), (0x5eed, 0x5eed, cname));
+            assert_eq!(
+                blocks,
+                block
+                    .map(|b| (b.ssrc, b.fraction_lost, b.cumulative_lost, b.highest_seq))
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            );
+        }
+        // The longest CNAME still fits the buffer.
+        let long = "n".repeat(300);
+        let n = own_report(&mut out, 1, Some(second), &long);
+        assert_eq!(parse_own_report(&out[..n]).2.1.len(), 255);
     }
 
     #[test]

@@ -19,12 +19,18 @@ use std::time::{Duration, Instant};
 
 use crate::dtls::{DtlsError, DtlsIdentity, DtlsRole, DtlsTransport, FingerprintHash};
 use crate::ice::{IceInput, IceLite, is_stun};
-use crate::rtp::{DtmfSender, LossMeter, Rewriter, RtpHeader, dtmf_event, is_rtcp, translate_rtcp};
+use crate::rtp::{
+    DtmfSender, LossMeter, Rewriter, RtpHeader, dtmf_event, is_rtcp, own_report, translate_rtcp,
+};
 use crate::srtp::{Profile, SrtpContext};
 
 /// How long DTLS may take once ICE has nominated the browser's address (Chrome completes in well
 /// under a second; ten covers lost flights with their retransmissions).
 pub const DTLS_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A leg that has had no RTCP from us for this long (none of the other peer's to translate) gets a
+/// report of our own: RFC 3550's minimum interval.
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Which of the call's two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +237,8 @@ pub struct MediaSession {
     stats: MediaStats,
     browser_loss: LossMeter,
     trunk_loss: LossMeter,
+    /// When each leg last had RTCP from us (translated or our own): (browser, trunk).
+    rtcp_sent: (Instant, Instant),
 }
 
 impl MediaSession {
@@ -284,6 +292,7 @@ impl MediaSession {
             stats: MediaStats::default(),
             browser_loss: LossMeter::default(),
             trunk_loss: LossMeter::default(),
+            rtcp_sent: (now, now),
         })
     }
 
@@ -497,7 +506,11 @@ impl MediaSession {
             return Forward::Done;
         };
         if rtcp {
-            return self.browser_rtcp(buf, plain);
+            let forward = self.browser_rtcp(buf, plain);
+            if matches!(forward, Forward::Send { .. }) {
+                self.rtcp_sent.1 = now;
+            }
+            return forward;
         }
         self.last_from_browser = now;
         let Some(mut h) = RtpHeader::parse(&buf[..plain]) else {
@@ -540,14 +553,7 @@ impl MediaSession {
 
     fn browser_rtcp(&mut self, buf: &mut [u8], len: usize) -> Forward {
         let n = translate_between(buf, len, &self.to_trunk, &self.to_browser);
-        let target = if self.neg.trunk_rtcp_mux {
-            self.trunk_rtp_target().map(|t| (Socket::TrunkRtp, t))
-        } else {
-            self.trunk_rtcp_latched
-                .or(self.neg.trunk_rtcp)
-                .map(|t| (Socket::TrunkRtcp, t))
-        };
-        let (Some((from, to)), true) = (target, n > 0) else {
+        let (Some((from, to)), true) = (self.trunk_rtcp_target(), n > 0) else {
             return Forward::Done;
         };
         let len = match self.trunk_tx.as_mut() {
@@ -562,6 +568,17 @@ impl MediaSession {
 
     fn trunk_rtp_target(&self) -> Option<SocketAddr> {
         self.trunk_latched.or(self.neg.trunk_rtp)
+    }
+
+    /// Where RTCP for the trunk goes: its RTP port with rtcp-mux, else its RTCP source or SDP port.
+    fn trunk_rtcp_target(&self) -> Option<(Socket, SocketAddr)> {
+        if self.neg.trunk_rtcp_mux {
+            self.trunk_rtp_target().map(|t| (Socket::TrunkRtp, t))
+        } else {
+            self.trunk_rtcp_latched
+                .or(self.neg.trunk_rtcp)
+                .map(|t| (Socket::TrunkRtcp, t))
+        }
     }
 
     /// A datagram arrived on one of the trunk ports (`rtcp_port` says which).
@@ -629,11 +646,14 @@ impl MediaSession {
                 return Forward::Done;
             }
             return match tx.protect_rtcp(buf, n) {
-                Ok(len) => Forward::Send {
-                    from: Socket::Browser,
-                    to,
-                    len,
-                },
+                Ok(len) => {
+                    self.rtcp_sent.0 = now;
+                    Forward::Send {
+                        from: Socket::Browser,
+                        to,
+                        len,
+                    }
+                }
                 Err(_) => Forward::Done,
             };
         }
@@ -682,6 +702,7 @@ impl MediaSession {
                 .flatten(),
             self.dtls_deadline,
             Some(self.idle_deadline().0),
+            Some(self.rtcp_sent.0.min(self.rtcp_sent.1) + RTCP_INTERVAL),
         ]
         .into_iter()
         .flatten()
@@ -749,6 +770,7 @@ impl MediaSession {
                 Some(_) => break,
             }
         }
+        self.own_rtcp(now);
         if self.dtls_deadline.is_some_and(|d| now >= d) && !self.is_secure() {
             self.dtls_failed(&DtlsError::Handshake(format!(
                 "no DTLS handshake within {} s of ICE",
@@ -770,6 +792,48 @@ impl MediaSession {
             // Counted afresh: if the call core lets the call live (it rings), it hears again later.
             *last = now;
             self.events.push_back(MediaEvent::Inactive { leg, idle });
+        }
+    }
+
+    /// Our own receiver report to each leg that had no RTCP from us for [`RTCP_INTERVAL`] (a peer that
+    /// sends none, or a leg on hold): what we receive on that leg, from the SSRC we send it. A leg that
+    /// cannot be sent to yet (no DTLS, no trunk address) waits another interval.
+    fn own_rtcp(&mut self, now: Instant) {
+        let cname = format!("{:08x}@rtc-edge", self.config.ssrcs.0);
+        let mut out = [0u8; 320];
+        if now >= self.rtcp_sent.0 + RTCP_INTERVAL {
+            self.rtcp_sent.0 = now;
+            if let (Some(tx), Some(to)) = (self.browser_tx.as_mut(), self.ice.remote(now)) {
+                let block = self.browser_loss.report_block();
+                let n = own_report(&mut out, self.to_browser.ssrc(), block, &cname);
+                let mut bytes = vec![0u8; n + 32];
+                bytes[..n].copy_from_slice(&out[..n]);
+                if let Ok(len) = tx.protect_rtcp(&mut bytes, n) {
+                    bytes.truncate(len);
+                    self.transmits.push_back(Transmit {
+                        from: Socket::Browser,
+                        to,
+                        bytes,
+                    });
+                }
+            }
+        }
+        if now >= self.rtcp_sent.1 + RTCP_INTERVAL {
+            self.rtcp_sent.1 = now;
+            if let Some((from, to)) = self.trunk_rtcp_target() {
+                let block = self.trunk_loss.report_block();
+                let n = own_report(&mut out, self.to_trunk.ssrc(), block, &cname);
+                let mut bytes = vec![0u8; n + 32];
+                bytes[..n].copy_from_slice(&out[..n]);
+                let len = match self.trunk_tx.as_mut() {
+                    Some(tx) => tx.protect_rtcp(&mut bytes, n).ok(),
+                    None => Some(n),
+                };
+                if let Some(len) = len {
+                    bytes.truncate(len);
+                    self.transmits.push_back(Transmit { from, to, bytes });
+                }
+            }
         }
     }
 
@@ -1161,6 +1225,115 @@ mod tests {
             .is_none()
         );
         assert_eq!(c.gw.stats().malformed, dropped + 1);
+    }
+
+    #[test]
+    fn rtcp_is_translated_and_a_leg_without_any_gets_our_own_reports() {
+        use crate::rtp::tests::parse_own_report;
+        let mut c = Call::new();
+        c.connect();
+        c.drain();
+        let rtcp_port: SocketAddr = "198.51.100.20:4001".parse().unwrap();
+        // RTP both ways; the trunk's seq 11 is lost.
+        for _ in 0..3 {
+            c.browser_sends(0, &[0; 160]).unwrap();
+        }
+        for seq in [10u16, 12, 13] {
+            let h = RtpHeader {
+                marker: false,
+                pt: 0,
+                seq,
+                ts: u32::from(seq) * 160,
+                ssrc: 0x5151,
+            };
+            c.trunk_sends(trunk(), h, &[0; 160]).unwrap();
+        }
+        // The browser's SR reaches the trunk translated: our SSRC toward the trunk, the block about
+        // the trunk's source kept on the trunk's own SSRC (what the trunk sent is what it asks about).
+        let mut sr = vec![
+            0x81, 200, 0, 12, 0, 0, 0xb5, 0x05, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 100, 0, 0, 0, 3, 0, 0, 0x01,
+            0xe0, 0xb0, 0xb0, 0xb0, 0xb0, 0, 0, 0, 0, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let n = sr.len();
+        sr.resize(1500, 0);
+        let n = c.browser.tx.as_mut().unwrap().protect_rtcp(&mut sr, n).unwrap();
+        c.now += Duration::from_secs(1);
+        let Forward::Send { from, to, len } = c.gw.from_browser(c.now, c.browser.addr, &mut sr, n) else {
+            panic!("the browser's SR is forwarded");
+        };
+        assert_eq!((from, to), (Socket::TrunkRtcp, rtcp_port));
+        assert_eq!((sr[1], &sr[4..8]), (200, &0x7070_7070u32.to_be_bytes()[..]));
+        assert_eq!(&sr[28..32], &0x5151u32.to_be_bytes());
+        assert_eq!(len, 52, "plain RTCP toward a trunk without SDES");
+        // Five seconds after the call began, the browser leg has had no RTCP: our own receiver report
+        // goes to it, about the browser's stream; the trunk leg had the browser's SR a second ago.
+        c.now += RTCP_INTERVAL - Duration::from_secs(1);
+        assert!(c.gw.poll_timeout().is_some_and(|t| t <= c.now));
+        c.gw.handle_timeout(c.now);
+        let sent = c.drain();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!((sent[0].from, sent[0].to), (Socket::Browser, c.browser.addr));
+        let mut p = sent[0].bytes.clone();
+        let n = c
+            .browser
+            .rx
+            .as_mut()
+            .unwrap()
+            .unprotect_rtcp(&mut p)
+            .expect("SRTCP the browser accepts");
+        let (sender, blocks, (_, cname)) = parse_own_report(&p[..n]);
+        assert_eq!(sender, 0xb0b0_b0b0, "from the SSRC the browser receives");
+        assert_eq!(blocks, [(0xb505, 0, 0, u32::from(c.browser.seq))]);
+        assert!(cname.ends_with("@rtc-edge"));
+        // A second later the trunk leg is due: the trunk's stream with its one loss in four.
+        c.now += Duration::from_secs(1);
+        c.gw.handle_timeout(c.now);
+        let sent = c.drain();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!((sent[0].from, sent[0].to), (Socket::TrunkRtcp, rtcp_port));
+        let (sender, blocks, _) = parse_own_report(&sent[0].bytes);
+        assert_eq!(sender, 0x7070_7070);
+        assert_eq!(blocks, [(0x5151, 64, 1, 13)]);
+        // The trunk's own RR, translated toward the browser, holds our next report back a full interval.
+        let mut rr = vec![
+            0x81, 201, 0, 7, 0, 0, 0x51, 0x51, 0x70, 0x70, 0x70, 0x70, 0, 0, 0, 0, 0, 0, 0x07, 0xd3, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let n = rr.len();
+        rr.resize(1500, 0);
+        let Forward::Send { from, to, len } = c.gw.from_trunk(c.now, rtcp_port, true, &mut rr, n) else {
+            panic!("the trunk's RR is forwarded");
+        };
+        assert_eq!((from, to), (Socket::Browser, c.browser.addr));
+        let n = c
+            .browser
+            .rx
+            .as_mut()
+            .unwrap()
+            .unprotect_rtcp(&mut rr[..len])
+            .unwrap();
+        assert_eq!(
+            &rr[4..8],
+            &0xb0b0_b0b0u32.to_be_bytes(),
+            "our SSRC toward the browser"
+        );
+        assert_eq!(
+            &rr[8..12],
+            &0xb505u32.to_be_bytes(),
+            "the report is about the browser's stream"
+        );
+        assert_eq!(n, 32);
+        c.now += RTCP_INTERVAL - Duration::from_secs(1);
+        c.gw.handle_timeout(c.now);
+        assert!(
+            c.drain().is_empty(),
+            "the trunk's RR was a second ago and ours five"
+        );
+        c.now += Duration::from_secs(1);
+        c.gw.handle_timeout(c.now);
+        let sent = c.drain();
+        let legs: Vec<Socket> = sent.iter().map(|t| t.from).collect();
+        assert_eq!(legs, [Socket::Browser, Socket::TrunkRtcp]);
     }
 
     #[test]
