@@ -28,9 +28,10 @@ use crate::srtp::{Profile, SrtpContext};
 /// under a second; ten covers lost flights with their retransmissions).
 pub const DTLS_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A leg that has had no RTCP from us for this long (none of the other peer's to translate) gets a
-/// report of our own: RFC 3550's minimum interval.
-pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// A leg that has had no RTCP from us for about this long (none of the other peer's to translate)
+/// gets a report of our own: RFC 3550's minimum interval, randomised to 0.5-1.5 times it (§6.3.1).
+pub const RTCP_INTERVAL: Duration = Duration::from_millis(RTCP_INTERVAL_MS);
+const RTCP_INTERVAL_MS: u64 = 5_000;
 
 /// Which of the call's two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,8 +238,11 @@ pub struct MediaSession {
     stats: MediaStats,
     browser_loss: LossMeter,
     trunk_loss: LossMeter,
-    /// When each leg last had RTCP from us (translated or our own): (browser, trunk).
-    rtcp_sent: (Instant, Instant),
+    /// When each leg is due a report of our own, unless RTCP from the other peer reaches it first:
+    /// (browser, trunk).
+    rtcp_due: (Instant, Instant),
+    /// Intervals drawn so far (the randomisation's counter).
+    rtcp_draws: u64,
 }
 
 impl MediaSession {
@@ -292,8 +296,10 @@ impl MediaSession {
             stats: MediaStats::default(),
             browser_loss: LossMeter::default(),
             trunk_loss: LossMeter::default(),
-            rtcp_sent: (now, now),
-        })
+            rtcp_due: (now, now),
+            rtcp_draws: 0,
+        }
+        .with_rtcp_schedule(now))
     }
 
     /// A re-offer/answer changed the parameters (hold/resume, codec, trunk address, ICE restart, new
@@ -508,7 +514,7 @@ impl MediaSession {
         if rtcp {
             let forward = self.browser_rtcp(buf, plain);
             if matches!(forward, Forward::Send { .. }) {
-                self.rtcp_sent.1 = now;
+                self.rtcp_due.1 = self.rtcp_interval(now);
             }
             return forward;
         }
@@ -647,7 +653,7 @@ impl MediaSession {
             }
             return match tx.protect_rtcp(buf, n) {
                 Ok(len) => {
-                    self.rtcp_sent.0 = now;
+                    self.rtcp_due.0 = self.rtcp_interval(now);
                     Forward::Send {
                         from: Socket::Browser,
                         to,
@@ -702,7 +708,7 @@ impl MediaSession {
                 .flatten(),
             self.dtls_deadline,
             Some(self.idle_deadline().0),
-            Some(self.rtcp_sent.0.min(self.rtcp_sent.1) + RTCP_INTERVAL),
+            Some(self.rtcp_due.0.min(self.rtcp_due.1)),
         ]
         .into_iter()
         .flatten()
@@ -795,14 +801,33 @@ impl MediaSession {
         }
     }
 
+    fn with_rtcp_schedule(mut self, now: Instant) -> Self {
+        self.rtcp_due = (self.rtcp_interval(now), self.rtcp_interval(now));
+        self
+    }
+
+    /// `now` plus RFC 3550 §6.3.1's randomised interval (0.5-1.5 × [`RTCP_INTERVAL`]), drawn from the
+    /// session's random SSRCs and a counter (the core has no randomness source), so that calls set up
+    /// together do not all report at once.
+    fn rtcp_interval(&mut self, now: Instant) -> Instant {
+        self.rtcp_draws += 1;
+        let seed = (u64::from(self.config.ssrcs.0) << 32) | u64::from(self.config.ssrcs.1);
+        // splitmix64's finaliser over the seed and the draw.
+        let mut x = seed ^ self.rtcp_draws.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        now + Duration::from_millis(RTCP_INTERVAL_MS / 2 + x % RTCP_INTERVAL_MS)
+    }
+
     /// Our own receiver report to each leg that had no RTCP from us for [`RTCP_INTERVAL`] (a peer that
     /// sends none, or a leg on hold): what we receive on that leg, from the SSRC we send it. A leg that
     /// cannot be sent to yet (no DTLS, no trunk address) waits another interval.
     fn own_rtcp(&mut self, now: Instant) {
         let cname = format!("{:08x}@rtc-edge", self.config.ssrcs.0);
         let mut out = [0u8; 320];
-        if now >= self.rtcp_sent.0 + RTCP_INTERVAL {
-            self.rtcp_sent.0 = now;
+        if now >= self.rtcp_due.0 {
+            self.rtcp_due.0 = self.rtcp_interval(now);
             if let (Some(tx), Some(to)) = (self.browser_tx.as_mut(), self.ice.remote(now)) {
                 let block = self.browser_loss.report_block();
                 let n = own_report(&mut out, self.to_browser.ssrc(), block, &cname);
@@ -818,8 +843,8 @@ impl MediaSession {
                 }
             }
         }
-        if now >= self.rtcp_sent.1 + RTCP_INTERVAL {
-            self.rtcp_sent.1 = now;
+        if now >= self.rtcp_due.1 {
+            self.rtcp_due.1 = self.rtcp_interval(now);
             if let Some((from, to)) = self.trunk_rtcp_target() {
                 let block = self.trunk_loss.report_block();
                 let n = own_report(&mut out, self.to_trunk.ssrc(), block, &cname);
@@ -1265,15 +1290,37 @@ mod tests {
         assert_eq!((sr[1], &sr[4..8]), (200, &0x7070_7070u32.to_be_bytes()[..]));
         assert_eq!(&sr[28..32], &0x5151u32.to_be_bytes());
         assert_eq!(len, 52, "plain RTCP toward a trunk without SDES");
-        // Five seconds after the call began, the browser leg has had no RTCP: our own receiver report
-        // goes to it, about the browser's stream; the trunk leg had the browser's SR a second ago.
-        c.now += RTCP_INTERVAL - Duration::from_secs(1);
-        assert!(c.gw.poll_timeout().is_some_and(|t| t <= c.now));
-        c.gw.handle_timeout(c.now);
-        let sent = c.drain();
-        assert_eq!(sent.len(), 1, "{sent:?}");
-        assert_eq!((sent[0].from, sent[0].to), (Socket::Browser, c.browser.addr));
-        let mut p = sent[0].bytes.clone();
+        // Each leg that had no RTCP from us gets our own receiver report, 2.5-7.5 s apart (RFC 3550's
+        // randomised interval): the browser leg about the browser's stream, the trunk leg about the
+        // trunk's, with its one loss in four.
+        let t0 = c.now - Duration::from_secs(1);
+        let (mut to_browser, mut to_trunk) = (Vec::new(), Vec::new());
+        while to_browser.len() < 4 || to_trunk.len() < 4 {
+            c.now = c.gw.poll_timeout().unwrap();
+            c.gw.handle_timeout(c.now);
+            for t in c.drain() {
+                match t.from {
+                    Socket::Browser => to_browser.push((c.now, t)),
+                    _ => to_trunk.push((c.now, t)),
+                }
+            }
+            assert!(c.now < t0 + Duration::from_secs(60), "reports stopped");
+        }
+        let half = RTCP_INTERVAL / 2;
+        for (times, first_from) in [(&to_browser, t0), (&to_trunk, t0 + Duration::from_secs(1))] {
+            let mut last = first_from;
+            let mut gaps = Vec::new();
+            for (at, _) in times.iter() {
+                let gap = *at - last;
+                assert!(gap >= half && gap <= RTCP_INTERVAL + half, "{gap:?}");
+                gaps.push(gap);
+                last = *at;
+            }
+            gaps.dedup();
+            assert!(gaps.len() > 1, "randomised, not periodic: {gaps:?}");
+        }
+        let mut p = to_browser[0].1.bytes.clone();
+        assert_eq!(to_browser[0].1.to, c.browser.addr);
         let n = c
             .browser
             .rx
@@ -1285,16 +1332,16 @@ mod tests {
         assert_eq!(sender, 0xb0b0_b0b0, "from the SSRC the browser receives");
         assert_eq!(blocks, [(0xb505, 0, 0, u32::from(c.browser.seq))]);
         assert!(cname.ends_with("@rtc-edge"));
-        // A second later the trunk leg is due: the trunk's stream with its one loss in four.
-        c.now += Duration::from_secs(1);
-        c.gw.handle_timeout(c.now);
-        let sent = c.drain();
-        assert_eq!(sent.len(), 1, "{sent:?}");
-        assert_eq!((sent[0].from, sent[0].to), (Socket::TrunkRtcp, rtcp_port));
-        let (sender, blocks, _) = parse_own_report(&sent[0].bytes);
+        assert_eq!(
+            (to_trunk[0].1.from, to_trunk[0].1.to),
+            (Socket::TrunkRtcp, rtcp_port)
+        );
+        let (sender, blocks, _) = parse_own_report(&to_trunk[0].1.bytes);
         assert_eq!(sender, 0x7070_7070);
         assert_eq!(blocks, [(0x5151, 64, 1, 13)]);
-        // The trunk's own RR, translated toward the browser, holds our next report back a full interval.
+        let (_, blocks, _) = parse_own_report(&to_trunk[1].1.bytes);
+        assert_eq!(blocks, [(0x5151, 0, 1, 13)], "nothing lost since the last report");
+        // The trunk's own RR, translated toward the browser, holds our next report to it back.
         let mut rr = vec![
             0x81, 201, 0, 7, 0, 0, 0x51, 0x51, 0x70, 0x70, 0x70, 0x70, 0, 0, 0, 0, 0, 0, 0x07, 0xd3, 0, 0, 0,
             0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -1323,17 +1370,17 @@ mod tests {
             "the report is about the browser's stream"
         );
         assert_eq!(n, 32);
-        c.now += RTCP_INTERVAL - Duration::from_secs(1);
-        c.gw.handle_timeout(c.now);
-        assert!(
-            c.drain().is_empty(),
-            "the trunk's RR was a second ago and ours five"
-        );
-        c.now += Duration::from_secs(1);
-        c.gw.handle_timeout(c.now);
-        let sent = c.drain();
-        let legs: Vec<Socket> = sent.iter().map(|t| t.from).collect();
-        assert_eq!(legs, [Socket::Browser, Socket::TrunkRtcp]);
+        let forwarded = c.now;
+        while c.now < forwarded + half {
+            c.now = c.gw.poll_timeout().unwrap().max(c.now + Duration::from_millis(1));
+            c.gw.handle_timeout(c.now);
+            let sent = c.drain();
+            assert!(
+                sent.iter()
+                    .all(|t| t.from != Socket::Browser || c.now >= forwarded + half),
+                "our report to the browser so soon after the trunk's"
+            );
+        }
     }
 
     #[test]
