@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use edge_config::{CodecName, Config, MediaConfig, TrunkSrtp as ConfigSrtp};
 use edge_media::dtls::{DtlsRole, FingerprintHash};
-use edge_media::session::{Direction, Negotiated, SessionConfig};
+use edge_media::session::{Direction, Leg, Negotiated, SessionConfig};
 use edge_media::srtp::Profile;
 use edge_sdp::{
     Codec, CodecPolicy, Direction as SdpDirection, DtlsRole as SdpRole, Fingerprint, HashAlgorithm,
@@ -246,12 +246,16 @@ impl MediaAnchor for Anchor {
     }
 
     fn dtmf(&mut self, _now: Instant, call: CallRef, from: Peer, digit: char, duration: Duration) -> bool {
-        // The browser's INFO digits become telephone-events toward the trunk. A trunk's INFO has no
-        // media form toward a browser (WebRTC receives no RFC 4733): it stays answered in signalling.
-        if from != Peer::Browser || !self.calls.contains_key(&call.id()) {
+        // INFO digits become telephone-events in the media toward the other leg: the browser's toward
+        // the trunk, the trunk's toward the browser (whose audio stack plays them as tones).
+        if !self.calls.contains_key(&call.id()) {
             return false;
         }
-        self.shell.dtmf(call.id(), digit, duration);
+        let toward = match from {
+            Peer::Browser => Leg::Trunk,
+            Peer::Trunk => Leg::Browser,
+        };
+        self.shell.dtmf(call.id(), toward, digit, duration);
         true
     }
 

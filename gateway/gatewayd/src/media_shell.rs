@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use edge_config::{MediaConfig, MediaSide};
 use edge_media::dtls::{DtlsError, DtlsIdentity};
-use edge_media::session::{Forward, MediaEvent, MediaSession, MediaStats, Negotiated, SessionConfig, Socket};
+use edge_media::session::{
+    Forward, Leg, MediaEvent, MediaSession, MediaStats, Negotiated, SessionConfig, Socket,
+};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -234,7 +236,7 @@ enum Command {
         lease: Lease,
     },
     Update(CallKey, Box<Negotiated>),
-    Dtmf(CallKey, char, Duration),
+    Dtmf(CallKey, Leg, char, Duration),
     Release(CallKey),
     /// Every running session's counters, for the web UI (asked at most every second or two).
     Stats(mpsc::SyncSender<Vec<(CallKey, MediaStats)>>),
@@ -469,9 +471,9 @@ impl MediaShell {
         self.command(Command::Update(key, Box::new(neg)));
     }
 
-    /// A DTMF digit toward the trunk as RFC 4733 telephone-events ([`MediaSession::send_dtmf`]).
-    pub(crate) fn dtmf(&self, key: CallKey, digit: char, duration: Duration) {
-        self.command(Command::Dtmf(key, digit, duration));
+    /// A DTMF digit toward the `toward` leg as RFC 4733 telephone-events ([`MediaSession::send_dtmf`]).
+    pub(crate) fn dtmf(&self, key: CallKey, toward: Leg, digit: char, duration: Duration) {
+        self.command(Command::Dtmf(key, toward, digit, duration));
     }
 
     /// Ends the call's media: the media thread closes its sockets, returns its ports to the pool, and
@@ -701,12 +703,16 @@ impl MediaThread {
                 flush(call, &self.notices, &self.counters);
                 arm(&mut self.timers, call, slot, None);
             }
-            Command::Dtmf(key, digit, duration) => {
+            Command::Dtmf(key, toward, digit, duration) => {
                 let Some((slot, call)) = running(&self.keys, &mut self.calls, key) else {
                     return;
                 };
-                if !call.session.send_dtmf(now, digit, duration) {
-                    tracing::debug!(call = key, "DTMF not sent: no telephone-event or not a digit");
+                if !call.session.send_dtmf(now, toward, digit, duration) {
+                    tracing::debug!(
+                        call = key,
+                        ?toward,
+                        "DTMF not sent: no telephone-event that way or not a digit"
+                    );
                 }
                 flush(call, &self.notices, &self.counters);
                 arm(&mut self.timers, call, slot, None);
@@ -1134,7 +1140,7 @@ mod tests {
         });
 
         // DTMF toward the trunk as telephone-events (RFC 4733: the event code first).
-        shell.dtmf(7, '5', Duration::from_millis(100));
+        shell.dtmf(7, Leg::Trunk, '5', Duration::from_millis(100));
         let (event, _) = testkit::recv_until(&trunk, "a telephone-event", WAIT, |p| {
             RtpHeader::parse(p).is_some_and(|h| h.pt == 101)
         });

@@ -45,7 +45,7 @@ fn audio_port(sdp: &str) -> u16 {
 }
 
 #[test]
-fn a_browser_call_carries_audio_both_ways_and_dtmf_to_a_udp_trunk() {
+fn a_browser_call_carries_audio_both_ways_and_dtmf_each_way_with_a_udp_trunk() {
     let dir = scratch("media-e2e");
     let (gw_port, ws_port) = (free_udp_port(), free_tcp_port());
     let trunk_sip = socket();
@@ -174,6 +174,33 @@ fn a_browser_call_carries_audio_both_ways_and_dtmf_to_a_udp_trunk() {
         assert!(matches!(info_ok.start, StartLine::Response { code: 200, .. }), "{:?}", info_ok.start);
         let (event, _) = testkit::recv_until(&trunk_rtp, "a telephone-event", WAIT, |p| p.len() >= 16 && p[1] & 0x7f == 101);
         assert_eq!(event[12], 5, "event 5");
+
+        // The trunk's INFO digit becomes telephone-events toward the browser, at the browser's PT.
+        let te_pt: u8 = browser_answer
+            .lines()
+            .find_map(|l| l.strip_prefix("a=rtpmap:")?.strip_suffix(" telephone-event/8000"))
+            .expect("telephone-event in the browser's answer")
+            .parse()
+            .unwrap();
+        let gw_contact = trunk_invite.header(&HeaderName::Contact).unwrap();
+        let gw_uri = gw_contact.trim_start_matches('<').split('>').next().unwrap();
+        let dtmf = "Signal=9\r\nDuration=100\r\n";
+        let info = format!(
+            "INFO {gw_uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{trunk_port};branch=z9hG4bKtrunkinfo1\r\n\
+             Max-Forwards: 70\r\nFrom: {};tag=trunk1\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 INFO\r\n\
+             Content-Type: application/dtmf-relay\r\nContent-Length: {}\r\n\r\n{dtmf}",
+            trunk_invite.header(&HeaderName::To).unwrap(),
+            trunk_invite.header(&HeaderName::From).unwrap(),
+            trunk_invite.header(&HeaderName::CallId).unwrap(),
+            dtmf.len()
+        );
+        trunk_sip.send_to(info.as_bytes(), gw_sip).unwrap();
+        let (info_ok, _) = testkit::recv_until(&trunk_sip, "the 200 to the trunk's INFO", WAIT, |p| p.starts_with(b"SIP/2.0 "));
+        assert!(info_ok.starts_with(b"SIP/2.0 200 "), "{}", String::from_utf8_lossy(&info_ok));
+        let (mut event, _) =
+            testkit::recv_until(&browser, "a telephone-event at the browser", WAIT, |p| p.len() >= 16 && p[1] & 0x7f == te_pt);
+        let n = rx.unprotect_rtp(&mut event).expect("the browser decrypts the event");
+        assert_eq!((n, event[12]), (16, 9), "event 9");
 
         ws.send(Ws::text(head("BYE", 3, &to) + "Content-Length: 0\r\n\r\n")).await.unwrap();
         let (bye, gw_sip) = testkit::recv_until(&trunk_sip, "the BYE at the trunk", WAIT, |p| p.starts_with(b"BYE "));

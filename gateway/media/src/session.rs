@@ -224,7 +224,9 @@ pub struct MediaSession {
     trunk_rtcp_latched: Option<SocketAddr>,
     to_browser: Rewriter,
     to_trunk: Rewriter,
+    /// Telephone-events we generate toward the trunk, and toward the browser.
     dtmf: VecDeque<DtmfSender>,
+    dtmf_to_browser: VecDeque<DtmfSender>,
     /// Last RTP from each leg: inactivity is watched per leg.
     last_from_browser: Instant,
     last_from_trunk: Instant,
@@ -286,6 +288,7 @@ impl MediaSession {
             trunk_rtcp_latched: None,
             neg,
             dtmf: VecDeque::new(),
+            dtmf_to_browser: VecDeque::new(),
             last_from_browser: now,
             last_from_trunk: now,
             transmits: VecDeque::new(),
@@ -364,14 +367,21 @@ impl MediaSession {
         self.browser_tx.is_some()
     }
 
-    /// Queue a DTMF digit (from SIP INFO) toward the trunk as RFC 4733 telephone-event. Returns false
-    /// if the trunk did not negotiate telephone-event or the digit is not DTMF.
-    pub fn send_dtmf(&mut self, now: Instant, digit: char, duration: Duration) -> bool {
-        let (Some(event), Some((_, _, event_clock))) = (dtmf_event(digit), self.neg.telephone_event) else {
+    /// Queue a DTMF digit (from SIP INFO) toward the `toward` leg as RFC 4733 telephone-event; that
+    /// leg's audio from the other side is held back while it plays. Returns false if that leg did not
+    /// negotiate telephone-event or the digit is not DTMF.
+    pub fn send_dtmf(&mut self, now: Instant, toward: Leg, digit: char, duration: Duration) -> bool {
+        let (Some(event), Some((browser_pt, _, event_clock))) = (dtmf_event(digit), self.neg.telephone_event)
+        else {
             return false;
         };
-        let start = self
-            .dtmf
+        let queue = match toward {
+            Leg::Trunk => &mut self.dtmf,
+            // The SDP layer marks a browser that did not take telephone-event with no valid PT.
+            Leg::Browser if browser_pt < 128 => &mut self.dtmf_to_browser,
+            Leg::Browser => return false,
+        };
+        let start = queue
             .back()
             .and_then(DtmfSender::next_at)
             .map_or(now, |t| t.max(now));
@@ -380,8 +390,7 @@ impl MediaSession {
         } else {
             self.neg.ptime
         };
-        self.dtmf
-            .push_back(DtmfSender::new(start, event, duration, event_clock, ptime));
+        queue.push_back(DtmfSender::new(start, event, duration, event_clock, ptime));
         true
     }
 
@@ -669,7 +678,8 @@ impl MediaSession {
             return Forward::Done;
         };
         self.trunk_loss.observe(h.ssrc, h.seq);
-        if !self.neg.browser_direction.sends() {
+        // While we generate a telephone-event toward the browser, the trunk's audio is suppressed.
+        if !self.dtmf_to_browser.is_empty() || !self.neg.browser_direction.sends() {
             self.stats.not_ready += 1;
             return Forward::Done;
         }
@@ -703,6 +713,7 @@ impl MediaSession {
         [
             self.dtls.poll_timeout(),
             self.dtmf.front().and_then(DtmfSender::next_at),
+            self.dtmf_to_browser.front().and_then(DtmfSender::next_at),
             (!self.consent_reported)
                 .then(|| self.ice.consent_deadline())
                 .flatten(),
@@ -743,38 +754,27 @@ impl MediaSession {
             self.dtls_failed(&e);
         }
         self.flush_dtls();
-        // Telephone-events toward the trunk.
-        while let Some(sender) = self.dtmf.front_mut() {
-            let mut out = [0u8; 16];
-            let (Some((_, pt, _)), Some(to)) = (
-                self.neg.telephone_event,
-                self.trunk_latched.or(self.neg.trunk_rtp),
-            ) else {
-                self.dtmf.clear();
-                break;
-            };
-            if let Some(n) = sender.poll(now, pt, &mut self.to_trunk, &mut out) {
-                let mut buf = [0u8; 64];
-                buf[..n].copy_from_slice(&out[..n]);
-                let len = match self.trunk_tx.as_mut() {
-                    Some(tx) => tx.protect_rtp(&mut buf, n).unwrap_or(0),
-                    None => n,
-                };
-                if len > 0 {
-                    self.transmits.push_back(Transmit {
-                        from: Socket::TrunkRtp,
-                        to,
-                        bytes: buf[..len].to_vec(),
-                    });
-                }
-            }
-            match sender.next_at() {
-                None => {
-                    self.dtmf.pop_front();
-                }
-                Some(t) if t <= now => {}
-                Some(_) => break,
-            }
+        // Telephone-events toward each leg (toward the browser only once DTLS is up).
+        let events = self.neg.telephone_event;
+        match (events, self.trunk_latched.or(self.neg.trunk_rtp)) {
+            (Some((_, pt, _)), Some(to)) => play_events(
+                now,
+                &mut self.dtmf,
+                (pt, &mut self.to_trunk, self.trunk_tx.as_mut()),
+                (Socket::TrunkRtp, to),
+                &mut self.transmits,
+            ),
+            _ => self.dtmf.clear(),
+        }
+        match (events, self.ice.remote(now), self.browser_tx.as_mut()) {
+            (Some((pt, _, _)), Some(to), Some(tx)) => play_events(
+                now,
+                &mut self.dtmf_to_browser,
+                (pt, &mut self.to_browser, Some(tx)),
+                (Socket::Browser, to),
+                &mut self.transmits,
+            ),
+            _ => self.dtmf_to_browser.clear(),
         }
         self.own_rtcp(now);
         if self.dtls_deadline.is_some_and(|d| now >= d) && !self.is_secure() {
@@ -876,6 +876,42 @@ impl MediaSession {
 /// Translates an RTCP compound from one leg for the other: its sender becomes our stream `out`'s SSRC
 /// (SR timestamps moved onto that stream's line), and its reports about `back` — our stream toward the
 /// sender — name the source `back` carries instead. Returns the new length (0: nothing to send).
+/// Sends what is due of `queue`'s telephone-events on `stream` (with `pt`, protected by `tx` when the
+/// leg has SRTP) from `socket` to `to`; finished events leave the queue.
+fn play_events(
+    now: Instant,
+    queue: &mut VecDeque<DtmfSender>,
+    (pt, stream, mut tx): (u8, &mut Rewriter, Option<&mut SrtpContext>),
+    (from, to): (Socket, SocketAddr),
+    transmits: &mut VecDeque<Transmit>,
+) {
+    while let Some(sender) = queue.front_mut() {
+        let mut out = [0u8; 16];
+        if let Some(n) = sender.poll(now, pt, stream, &mut out) {
+            let mut buf = [0u8; 64];
+            buf[..n].copy_from_slice(&out[..n]);
+            let len = match tx.as_deref_mut() {
+                Some(tx) => tx.protect_rtp(&mut buf, n).unwrap_or(0),
+                None => n,
+            };
+            if len > 0 {
+                transmits.push_back(Transmit {
+                    from,
+                    to,
+                    bytes: buf[..len].to_vec(),
+                });
+            }
+        }
+        match sender.next_at() {
+            None => {
+                queue.pop_front();
+            }
+            Some(t) if t <= now => {}
+            Some(_) => break,
+        }
+    }
+}
+
 /// The payload type on the other leg for `pt` received on one (`toward_trunk`: from the browser):
 /// the codec, an alternative at the codec's clock rate, or telephone-event. Never allocates.
 fn map_pt(neg: &Negotiated, pt: u8, toward_trunk: bool) -> Option<u8> {
@@ -1472,6 +1508,83 @@ mod tests {
     }
 
     #[test]
+    fn info_dtmf_from_the_trunk_becomes_rfc4733_toward_the_browser() {
+        let mut c = Call::new();
+        c.connect();
+        let audio = |c: &mut Call, seq: u16| {
+            let h = RtpHeader {
+                marker: false,
+                pt: 0,
+                seq,
+                ts: u32::from(seq) * 160,
+                ssrc: 0x5151,
+            };
+            c.trunk_sends(trunk(), h, &[0x33; 160])
+        };
+        let before = RtpHeader::parse(&audio(&mut c, 1).unwrap()).unwrap();
+        assert!(c.gw.send_dtmf(c.now, Leg::Browser, '9', Duration::from_millis(60)));
+        let mut events = Vec::new();
+        let mut seq = 2;
+        while let Some(t) = c.gw.poll_timeout() {
+            if t > c.now + Duration::from_secs(1) {
+                break;
+            }
+            c.now = c.now.max(t);
+            c.gw.handle_timeout(c.now);
+            for t in c.drain() {
+                assert_eq!((t.from, t.to), (Socket::Browser, c.browser.addr));
+                let mut p = t.bytes.clone();
+                let n = c
+                    .browser
+                    .rx
+                    .as_mut()
+                    .unwrap()
+                    .unprotect_rtp(&mut p)
+                    .expect("SRTP the browser accepts");
+                events.push(p[..n].to_vec());
+            }
+            // The trunk's audio is held back while the event plays.
+            let held = audio(&mut c, seq).is_none();
+            assert_eq!(
+                held,
+                !c.gw.dtmf_to_browser.is_empty(),
+                "after {} packets",
+                events.len()
+            );
+            seq += 1;
+        }
+        // 60 ms at 20 ms packets: three updates, the last of them the end, sent twice more (RFC 4733
+        // §2.5.1.4).
+        assert_eq!(events.len(), 5);
+        let hs: Vec<RtpHeader> = events.iter().map(|p| RtpHeader::parse(p).unwrap()).collect();
+        assert!(hs.iter().all(|h| h.pt == 126 && h.ssrc == 0xb0b0_b0b0), "{hs:?}");
+        assert!(hs[0].marker && hs.iter().skip(1).all(|h| !h.marker));
+        assert!(hs.windows(2).all(|w| w[1].seq == w[0].seq.wrapping_add(1)));
+        assert_eq!(
+            hs[0].seq,
+            before.seq.wrapping_add(1),
+            "on the audio stream's sequence line"
+        );
+        assert!(events.iter().all(|p| p[12] == 9), "event 9");
+        assert_eq!(u16::from_be_bytes([events[4][14], events[4][15]]), 480);
+        assert!(
+            events[2..].iter().all(|p| p[13] & 0x80 != 0),
+            "end bit on the last three"
+        );
+        assert!(events[..2].iter().all(|p| p[13] & 0x80 == 0));
+        // And audio flows again.
+        assert!(audio(&mut c, seq).is_some());
+        // A browser that did not take telephone-event gets none.
+        let mut c = Call::with(|n| n.telephone_event = Some((u8::MAX, 101, 8000)));
+        c.connect();
+        assert!(
+            !c.gw
+                .send_dtmf(c.now, Leg::Browser, '9', Duration::from_millis(60))
+        );
+        assert!(c.gw.send_dtmf(c.now, Leg::Trunk, '9', Duration::from_millis(60)));
+    }
+
+    #[test]
     fn dtmf_beside_opus_counts_in_the_event_clock() {
         // Opus at 48 kHz with telephone-event/8000 (what baresip and many phones answer).
         let mut c = Call::with(|n| {
@@ -1499,8 +1612,8 @@ mod tests {
 
     /// Digit 7 for 100 ms from INFO; returns the packets sent to the trunk and their headers.
     fn dtmf_7(c: &mut Call) -> (Vec<Transmit>, Vec<RtpHeader>) {
-        assert!(c.gw.send_dtmf(c.now, '7', Duration::from_millis(100)));
-        assert!(!c.gw.send_dtmf(c.now, 'x', Duration::from_millis(100)));
+        assert!(c.gw.send_dtmf(c.now, Leg::Trunk, '7', Duration::from_millis(100)));
+        assert!(!c.gw.send_dtmf(c.now, Leg::Trunk, 'x', Duration::from_millis(100)));
         let mut packets = Vec::new();
         while let Some(t) = c.gw.poll_timeout() {
             if t > c.now + Duration::from_secs(1) {
