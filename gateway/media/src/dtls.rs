@@ -152,6 +152,9 @@ pub struct DtlsTransport {
     started: bool,
     keys: Option<SrtpKeys>,
     out: std::collections::VecDeque<Vec<u8>>,
+    /// The association's retransmission deadline, read after every call that can move it: the media
+    /// path asks for it per packet, and the endpoint would look it up in its (cold) table each time.
+    timer: Option<Instant>,
 }
 
 impl std::fmt::Debug for DtlsTransport {
@@ -217,6 +220,7 @@ impl DtlsTransport {
             started: false,
             keys: None,
             out: std::collections::VecDeque::new(),
+            timer: None,
         })
     }
 
@@ -282,7 +286,7 @@ impl DtlsTransport {
 
     /// When [`Self::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoint.poll_timeout(&ASSOCIATION_KEY)
+        self.timer
     }
 
     /// The next record to send to the browser.
@@ -290,10 +294,12 @@ impl DtlsTransport {
         self.out.pop_front()
     }
 
+    /// Collects what the endpoint wants sent, and its timer (every call that changes either ends here).
     fn drain(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
             self.out.push_back(t.message.to_vec());
         }
+        self.timer = self.endpoint.poll_timeout(&ASSOCIATION_KEY);
     }
 
     fn export(&self) -> Result<SrtpKeys, DtlsError> {
