@@ -799,7 +799,8 @@ impl Bench {
     }
 
     /// The bare relay's steps do not reach the sessions: renew each browser's consent in memory (as
-    /// its periodic check would have) so that no session expires between steps.
+    /// its periodic check would have) so that no session expires between steps, and run what timers
+    /// came due meanwhile.
     fn refresh_consent(&mut self, calls: usize) {
         let now = Instant::now();
         let from = self.generator.browser.local_addr().unwrap();
@@ -807,6 +808,11 @@ impl Bench {
         for (c, g) in self.gw[..calls].iter_mut().zip(&self.generator.calls) {
             buf[..g.consent.len()].copy_from_slice(&g.consent);
             c.session.from_browser(now, from, &mut buf, g.consent.len());
+            // Timers that came due between steps (own RTCP reports, nobody listening) run now, not
+            // all in the step's first wake.
+            if c.session.poll_timeout().is_some_and(|t| t <= now) {
+                c.session.handle_timeout(now);
+            }
             while c.session.poll_transmit().is_some() {}
         }
     }

@@ -245,6 +245,8 @@ pub struct MediaSession {
     rtcp_due: (Instant, Instant),
     /// Intervals drawn so far (the randomisation's counter).
     rtcp_draws: u64,
+    /// Our SDES CNAME (one per call, both legs).
+    cname: String,
 }
 
 impl MediaSession {
@@ -264,6 +266,7 @@ impl MediaSession {
         let ice = IceLite::new(&config.ice_ufrag, &config.ice_pwd, &neg.browser_ufrag);
         let rate = neg.codec.0;
         let (trunk_tx, trunk_rx) = sdes_contexts(neg.trunk_sdes.as_ref());
+        let cname = format!("{:08x}@rtc-edge", config.ssrcs.0);
         Ok(Self {
             to_browser: Rewriter::new(
                 config.ssrcs.0,
@@ -301,6 +304,7 @@ impl MediaSession {
             trunk_loss: LossMeter::default(),
             rtcp_due: (now, now),
             rtcp_draws: 0,
+            cname,
         }
         .with_rtcp_schedule(now))
     }
@@ -824,7 +828,8 @@ impl MediaSession {
     /// sends none, or a leg on hold): what we receive on that leg, from the SSRC we send it. A leg that
     /// cannot be sent to yet (no DTLS, no trunk address) waits another interval.
     fn own_rtcp(&mut self, now: Instant) {
-        let cname = format!("{:08x}@rtc-edge", self.config.ssrcs.0);
+        // Taken for the reports and put back (the schedule below borrows the session).
+        let cname = std::mem::take(&mut self.cname);
         let mut out = [0u8; 320];
         if now >= self.rtcp_due.0 {
             self.rtcp_due.0 = self.rtcp_interval(now);
@@ -860,6 +865,7 @@ impl MediaSession {
                 }
             }
         }
+        self.cname = cname;
     }
 
     /// The next datagram the session generated.
@@ -1139,6 +1145,17 @@ mod tests {
         TRUNK.parse().unwrap()
     }
 
+    /// The trunk's PCMU packet `seq` (SSRC 0x5151, 20 ms apart).
+    fn trunk_pcmu(seq: u16) -> RtpHeader {
+        RtpHeader {
+            marker: false,
+            pt: 0,
+            seq,
+            ts: u32::from(seq) * 160,
+            ssrc: 0x5151,
+        }
+    }
+
     #[test]
     fn bridges_dtls_srtp_to_rtp_both_ways() {
         let mut c = Call::new();
@@ -1300,14 +1317,7 @@ mod tests {
             c.browser_sends(0, &[0; 160]).unwrap();
         }
         for seq in [10u16, 12, 13] {
-            let h = RtpHeader {
-                marker: false,
-                pt: 0,
-                seq,
-                ts: u32::from(seq) * 160,
-                ssrc: 0x5151,
-            };
-            c.trunk_sends(trunk(), h, &[0; 160]).unwrap();
+            c.trunk_sends(trunk(), trunk_pcmu(seq), &[0; 160]).unwrap();
         }
         // The browser's SR reaches the trunk translated: our SSRC toward the trunk, the block about
         // the trunk's source kept on the trunk's own SSRC (what the trunk sent is what it asks about).
@@ -1511,16 +1521,7 @@ mod tests {
     fn info_dtmf_from_the_trunk_becomes_rfc4733_toward_the_browser() {
         let mut c = Call::new();
         c.connect();
-        let audio = |c: &mut Call, seq: u16| {
-            let h = RtpHeader {
-                marker: false,
-                pt: 0,
-                seq,
-                ts: u32::from(seq) * 160,
-                ssrc: 0x5151,
-            };
-            c.trunk_sends(trunk(), h, &[0x33; 160])
-        };
+        let audio = |c: &mut Call, seq: u16| c.trunk_sends(trunk(), trunk_pcmu(seq), &[0x33; 160]);
         let before = RtpHeader::parse(&audio(&mut c, 1).unwrap()).unwrap();
         assert!(c.gw.send_dtmf(c.now, Leg::Browser, '9', Duration::from_millis(60)));
         let mut events = Vec::new();
