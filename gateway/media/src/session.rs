@@ -836,10 +836,7 @@ impl MediaSession {
             if let (Some(tx), Some(to)) = (self.browser_tx.as_mut(), self.ice.remote(now)) {
                 let block = self.browser_loss.report_block();
                 let n = own_report(&mut out, self.to_browser.ssrc(), block, &cname);
-                let mut bytes = vec![0u8; n + 32];
-                bytes[..n].copy_from_slice(&out[..n]);
-                if let Ok(len) = tx.protect_rtcp(&mut bytes, n) {
-                    bytes.truncate(len);
+                if let Some(bytes) = sealed(&out[..n], Some(tx), true) {
                     self.transmits.push_back(Transmit {
                         from: Socket::Browser,
                         to,
@@ -853,14 +850,7 @@ impl MediaSession {
             if let Some((from, to)) = self.trunk_rtcp_target() {
                 let block = self.trunk_loss.report_block();
                 let n = own_report(&mut out, self.to_trunk.ssrc(), block, &cname);
-                let mut bytes = vec![0u8; n + 32];
-                bytes[..n].copy_from_slice(&out[..n]);
-                let len = match self.trunk_tx.as_mut() {
-                    Some(tx) => tx.protect_rtcp(&mut bytes, n).ok(),
-                    None => Some(n),
-                };
-                if let Some(len) = len {
-                    bytes.truncate(len);
+                if let Some(bytes) = sealed(&out[..n], self.trunk_tx.as_mut(), true) {
                     self.transmits.push_back(Transmit { from, to, bytes });
                 }
             }
@@ -893,20 +883,10 @@ fn play_events(
 ) {
     while let Some(sender) = queue.front_mut() {
         let mut out = [0u8; 16];
-        if let Some(n) = sender.poll(now, pt, stream, &mut out) {
-            let mut buf = [0u8; 64];
-            buf[..n].copy_from_slice(&out[..n]);
-            let len = match tx.as_deref_mut() {
-                Some(tx) => tx.protect_rtp(&mut buf, n).unwrap_or(0),
-                None => n,
-            };
-            if len > 0 {
-                transmits.push_back(Transmit {
-                    from,
-                    to,
-                    bytes: buf[..len].to_vec(),
-                });
-            }
+        if let Some(n) = sender.poll(now, pt, stream, &mut out)
+            && let Some(bytes) = sealed(&out[..n], tx.as_deref_mut(), false)
+        {
+            transmits.push_back(Transmit { from, to, bytes });
         }
         match sender.next_at() {
             None => {
@@ -916,6 +896,21 @@ fn play_events(
             Some(_) => break,
         }
     }
+}
+
+/// A packet we generated, as it leaves on a leg: protected with `tx` when the leg has SRTP (`rtcp`:
+/// as SRTCP); `None` if protection fails.
+fn sealed(plain: &[u8], tx: Option<&mut SrtpContext>, rtcp: bool) -> Option<Vec<u8>> {
+    // Room for the longest SRTP/SRTCP trailer (index and tag).
+    let mut bytes = vec![0u8; plain.len() + 32];
+    bytes[..plain.len()].copy_from_slice(plain);
+    let len = match tx {
+        Some(tx) if rtcp => tx.protect_rtcp(&mut bytes, plain.len()).ok()?,
+        Some(tx) => tx.protect_rtp(&mut bytes, plain.len()).ok()?,
+        None => plain.len(),
+    };
+    bytes.truncate(len);
+    Some(bytes)
 }
 
 /// The payload type on the other leg for `pt` received on one (`toward_trunk`: from the browser):
